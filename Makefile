@@ -1,0 +1,68 @@
+# edge-cifar: every job is one target. `make demo` and `make test` set up what they need.
+PYTHON ?= python3
+MODEL ?= seed
+QUICK ?=
+# The data set: $CIFAR10_DIR, else the shared copy beside the checkout, else the download cache.
+CIFAR10_DIR ?= $(if $(wildcard ../shared/cifar10/test_batch.bin),../shared/cifar10,)
+export CIFAR10_DIR
+
+TRAIN_VENV := .venv
+LITERT_VENV := .venv-litert
+TFLITE_VENV := .venv-tflite
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: setup demo quantize report test lint test-train test-runtime bench clean
+
+# --- environments -------------------------------------------------------------------------------
+# Training + development: TensorFlow, tf_keras, tfmot, LiteRT, the linters.
+$(TRAIN_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -e '.[train,dev]'
+	touch $@
+
+# The device's view: the runtime with LiteRT and no TensorFlow.
+$(LITERT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(LITERT_VENV)
+	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) '.[litert]' pytest==9.2.0
+	touch $@
+
+# The design card's tflite-runtime (2.14, built against NumPy 1.x), no TensorFlow.
+$(TFLITE_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TFLITE_VENV)
+	$(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) '.[tflite]' pytest==9.2.0
+	touch $@
+
+setup: $(TRAIN_VENV)/.installed
+
+# --- jobs ---------------------------------------------------------------------------------------
+demo: $(LITERT_VENV)/.installed
+	$(LITERT_VENV)/bin/edge-cifar camera --device samples/cifar_test.avi --headless --max-frames 60
+	$(LITERT_VENV)/bin/edge-cifar classify samples/images
+
+quantize: $(TRAIN_VENV)/.installed
+	$(TRAIN_VENV)/bin/python -m train quantize --model $(MODEL) $(if $(QUICK),--quick)
+
+report: $(TRAIN_VENV)/.installed
+	$(TRAIN_VENV)/bin/python -m train report --model $(MODEL)
+
+bench: $(LITERT_VENV)/.installed
+	$(LITERT_VENV)/bin/edge-cifar bench firmware_models/*.tflite --threads 1
+
+# --- checks -------------------------------------------------------------------------------------
+lint: $(TRAIN_VENV)/.installed
+	$(TRAIN_VENV)/bin/ruff check .
+	$(TRAIN_VENV)/bin/ruff format --check .
+	$(TRAIN_VENV)/bin/mypy
+
+test-train: $(TRAIN_VENV)/.installed
+	$(TRAIN_VENV)/bin/pytest tests/training
+
+# The runtime's tests run where the device's packages are, and TensorFlow is not.
+test-runtime: $(LITERT_VENV)/.installed $(TFLITE_VENV)/.installed
+	EDGE_CIFAR_EXPECT_RUNTIME=litert $(LITERT_VENV)/bin/pytest tests/runtime
+	EDGE_CIFAR_EXPECT_RUNTIME=tflite-runtime $(TFLITE_VENV)/bin/pytest tests/runtime
+
+test: lint test-train test-runtime
+
+clean:
+	rm -rf $(TRAIN_VENV) $(LITERT_VENV) $(TFLITE_VENV) build dist .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,61 @@
+"""Where a training run keeps its files, and writing them so that no reader sees half a file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def write_atomic(path: Path, content: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        try:
+            tmp.write(content)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except BaseException:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
+    Path(tmp.name).replace(path)
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of one training run, under runs/<model>[-quick]/ (ignored by git)."""
+
+    root: Path
+    model_name: str
+
+    def backup_dir(self, phase: str) -> Path:
+        return self.root / f"{phase}_checkpoint"
+
+    def history(self, phase: str) -> Path:
+        return self.root / f"{phase}_history.json"
+
+    # HDF5 weight files (".h5", not ".weights.h5"): the format tfmot's wrapped layers load reliably.
+    @property
+    def float_weights(self) -> Path:
+        return self.root / "float.h5"
+
+    @property
+    def qat_weights(self) -> Path:
+        return self.root / "qat.h5"
+
+    @property
+    def int8_model(self) -> Path:
+        return self.root / f"{self.model_name}_int8.tflite"
+
+    @property
+    def float_model(self) -> Path:
+        return self.root / f"{self.model_name}_float.tflite"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.root / "evaluation.json"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.npz"

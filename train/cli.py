@@ -1,0 +1,225 @@
+"""The training pipeline's command line: one command per step, `quantize` chains them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from train import data
+from train.artifacts import RunFiles
+from train.models import ModelConfig, get_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+
+QUICK_TRAIN, QUICK_VALIDATION, QUICK_TEST = 4000, 1000, 2000
+
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model config name.")]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="CIFAR-10 folder (binary or python layout); else $CIFAR10_DIR."
+    ),
+]
+QuickOption = Annotated[
+    bool, typer.Option("--quick", help="A small subset and a short schedule: minutes, not hours.")
+]
+RunsOption = Annotated[
+    Path, typer.Option("--runs-dir", help="Where training runs keep their files.")
+]
+
+
+def run_files(model: str, quick: bool, runs_dir: Path) -> RunFiles:
+    return RunFiles(runs_dir / (f"{model}-quick" if quick else model), model)
+
+
+def load_splits(data_dir: Path | None, quick: bool) -> tuple[data.Cifar10, data.Split, data.Split]:
+    dataset = data.load(data_dir)
+    train, validation = data.stratified_split(dataset.train)
+    if quick:
+        train = data.subset(train, QUICK_TRAIN)
+        validation = data.subset(validation, QUICK_VALIDATION)
+    return dataset, train, validation
+
+
+def config_for(model: str, quick: bool) -> ModelConfig:
+    try:
+        return get_config(model, quick=quick)
+    except KeyError as error:
+        raise typer.BadParameter(str(error.args[0])) from None
+
+
+@app.callback()
+def pipeline() -> None:
+    """CIFAR-10 → float model → QAT → full-INT8 TFLite → evaluation → firmware_models/."""
+
+
+@app.command()
+def fit(
+    model: ModelOption = "seed",
+    data_dir: DataDirOption = None,
+    quick: QuickOption = False,
+    runs_dir: RunsOption = Path("runs"),
+) -> None:
+    """Train the float model (resumes from its last checkpoint)."""
+    from train.fit import train_float
+
+    config = config_for(model, quick)
+    _, train, validation = load_splits(data_dir, quick)
+    train_float(config, train, validation, run_files(model, quick, runs_dir))
+
+
+@app.command()
+def qat(
+    model: ModelOption = "seed",
+    data_dir: DataDirOption = None,
+    quick: QuickOption = False,
+    runs_dir: RunsOption = Path("runs"),
+) -> None:
+    """Quantization-aware fine-tuning of the float model (resumes from its last checkpoint)."""
+    from train.qat import train_qat
+
+    config = config_for(model, quick)
+    _, train, validation = load_splits(data_dir, quick)
+    train_qat(config, train, validation, run_files(model, quick, runs_dir))
+
+
+@app.command()
+def convert(
+    model: ModelOption = "seed",
+    data_dir: DataDirOption = None,
+    quick: QuickOption = False,
+    runs_dir: RunsOption = Path("runs"),
+) -> None:
+    """Write the float32 TFLite model and the full-integer INT8 TFLite model."""
+    from train.convert import to_float_tflite, to_int8_tflite
+    from train.qat import load_float_model, load_qat_model
+
+    config = config_for(model, quick)
+    files = run_files(model, quick, runs_dir)
+    _, train, _ = load_splits(data_dir, quick)
+    to_float_tflite(load_float_model(config, files), files.float_model)
+    to_int8_tflite(load_qat_model(config, files), train, files.int8_model)
+    print(f"wrote {files.float_model} and {files.int8_model}", file=sys.stderr)
+
+
+MaxDropOption = Annotated[
+    float,
+    typer.Option("--max-drop", help="Fail when INT8 accuracy is this many points below float."),
+]
+FirmwareOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--firmware-dir",
+        help="Where shipped models and their cards go [default: firmware_models/; with --quick, "
+        "the run's own folder, so a QUICK model never replaces a shipped one].",
+    ),
+]
+
+
+def evaluate_and_ship(
+    config: ModelConfig,
+    files: RunFiles,
+    dataset: data.Cifar10,
+    split_sizes: tuple[int, int],
+    *,
+    quick: bool,
+    max_drop: float,
+    firmware_dir: Path | None,
+) -> None:
+    """Evaluate the three models; ship them when the INT8 drop is within `max_drop` points."""
+    from train.evaluate import evaluate
+    from train.qat import load_float_model
+    from train.ship import build_card, ship
+
+    test = data.subset(dataset.test, QUICK_TEST) if quick else dataset.test
+    float_model = load_float_model(config, files)
+    result = evaluate(float_model, files, test)
+    if result["int8_drop_pt"] > max_drop:
+        print(
+            f"error: INT8 accuracy is {result['int8_drop_pt']:.2f} pt below float "
+            f"(allowed: {max_drop:.2f}); nothing shipped",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+    if firmware_dir is None:
+        return
+    card = build_card(
+        config,
+        files,
+        result,
+        parameters=int(float_model.count_params()),
+        data_sha256=dataset.sha256,
+        train_images=split_sizes[0],
+        validation_images=split_sizes[1],
+        command=f"make quantize MODEL={config.name}" + (" QUICK=1" if quick else ""),
+    )
+    for path in ship(card, files, firmware_dir):
+        print(f"shipped {path}", file=sys.stderr)
+
+
+@app.command()
+def evaluate(
+    model: ModelOption = "seed",
+    data_dir: DataDirOption = None,
+    quick: QuickOption = False,
+    runs_dir: RunsOption = Path("runs"),
+    max_drop: MaxDropOption = 1.0,
+) -> None:
+    """Float Keras vs float TFLite vs INT8 TFLite on the test set; exit 1 if INT8 drops too much."""
+    config = config_for(model, quick)
+    dataset, train, validation = load_splits(data_dir, quick)
+    evaluate_and_ship(
+        config,
+        run_files(model, quick, runs_dir),
+        dataset,
+        (len(train), len(validation)),
+        quick=quick,
+        max_drop=max_drop,
+        firmware_dir=None,
+    )
+
+
+@app.command()
+def quantize(
+    model: ModelOption = "seed",
+    data_dir: DataDirOption = None,
+    quick: QuickOption = False,
+    runs_dir: RunsOption = Path("runs"),
+    max_drop: MaxDropOption = 1.0,
+    firmware_dir: FirmwareOption = None,
+) -> None:
+    """The whole pipeline: float training (if no float model yet), QAT, conversion, the accuracy
+    check, and shipping to firmware_models/."""
+    from train.convert import to_float_tflite, to_int8_tflite
+    from train.fit import train_float
+    from train.qat import load_float_model, load_qat_model, train_qat
+
+    config = config_for(model, quick)
+    files = run_files(model, quick, runs_dir)
+    if firmware_dir is None:
+        firmware_dir = files.root / "firmware_models" if quick else Path("firmware_models")
+    dataset, train, validation = load_splits(data_dir, quick)
+    train_float(config, train, validation, files)
+    train_qat(config, train, validation, files)
+    to_float_tflite(load_float_model(config, files), files.float_model)
+    to_int8_tflite(load_qat_model(config, files), train, files.int8_model)
+    evaluate_and_ship(
+        config,
+        files,
+        dataset,
+        (len(train), len(validation)),
+        quick=quick,
+        max_drop=max_drop,
+        firmware_dir=firmware_dir,
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except data.DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,87 @@
+"""Float Keras, float TFLite and INT8 TFLite on the test set, side by side.
+
+The TFLite models run through `edge_cifar.Classifier`, the code the camera runs, fed each test image
+as the BGR frame OpenCV would deliver.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tf_keras as keras
+
+from edge_cifar.classifier import Classifier
+from edge_cifar.interpreter import Model
+from edge_cifar.labels import CLASS_NAMES
+from edge_cifar.preprocess import PIXEL_SCALE
+from train.artifacts import RunFiles, write_atomic
+from train.data import Split
+from train.metrics import classification_report
+
+MODEL_KINDS = ("float_keras", "float_tflite", "int8_tflite")
+
+
+def tflite_scores(model_path: Path, images: np.ndarray) -> np.ndarray:
+    """Class scores of a TFLite model for RGB images, one frame at a time as on the device."""
+    classifier = Classifier(Model(model_path, threads=1))
+    scores = np.empty((len(images), len(CLASS_NAMES)), dtype=np.float32)
+    for i, image in enumerate(images):
+        scores[i] = classifier.classify(np.ascontiguousarray(image[..., ::-1])).scores
+    return scores
+
+
+def keras_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    return np.asarray(
+        model.predict(images.astype(np.float32) * PIXEL_SCALE, batch_size=500, verbose=0)
+    )
+
+
+def evaluate(float_model: keras.Model, files: RunFiles, test: Split) -> dict[str, Any]:
+    """Score the three models, save their scores (predictions.npz) and metrics (evaluation.json)."""
+    scores = {
+        "float_keras": keras_scores(float_model, test.images),
+        "float_tflite": tflite_scores(files.float_model, test.images),
+        "int8_tflite": tflite_scores(files.int8_model, test.images),
+    }
+    predictions = {kind: s.argmax(axis=1) for kind, s in scores.items()}
+    reports = {kind: classification_report(test.labels, p) for kind, p in predictions.items()}
+    int8_drop = reports["float_keras"]["accuracy"] - reports["int8_tflite"]["accuracy"]
+    result = {
+        "test_images": len(test),
+        "accuracy": {kind: reports[kind]["accuracy"] for kind in MODEL_KINDS},
+        "int8_drop_pt": round(100 * int8_drop, 4),
+        "int8_agreement_with_float_keras": float(
+            np.mean(predictions["int8_tflite"] == predictions["float_keras"])
+        ),
+        "int8_agreement_with_float_tflite": float(
+            np.mean(predictions["int8_tflite"] == predictions["float_tflite"])
+        ),
+        "reports": reports,
+    }
+    buffer = _npz_bytes(labels=test.labels, **{f"{k}_scores": v for k, v in scores.items()})
+    write_atomic(files.predictions, buffer)
+    write_atomic(files.evaluation, json.dumps(result, indent=1).encode())
+    print(summary_line(result), file=sys.stderr)
+    return result
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    accuracy = result["accuracy"]
+    percent = {kind: f"{100 * value:.2f}%" for kind, value in accuracy.items()}
+    return (
+        f"test accuracy on {result['test_images']} images: float Keras {percent['float_keras']}, "
+        f"float TFLite {percent['float_tflite']}, INT8 {percent['int8_tflite']} "
+        f"(drop {result['int8_drop_pt']:.2f} pt, INT8/float agreement "
+        f"{100 * result['int8_agreement_with_float_keras']:.2f}%)"
+    )
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()

@@ -1,0 +1,154 @@
+"""Training phases (float, then QAT): SGD with warm-up + cosine, checkpoints every epoch, resume,
+and a per-epoch history (loss, accuracy, precision, recall; train and validation) as JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+import tf_keras as keras
+
+from train.artifacts import RunFiles, write_atomic
+from train.data import Split
+from train.models import ModelConfig, Recipe
+from train.pipeline import evaluation_dataset, training_dataset
+
+
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
+    """Linear warm-up to `peak`, then cosine decay to zero at `total_steps`."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int) -> None:
+        self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, total_steps
+
+    def __call__(self, step: Any) -> Any:
+        step = tf.cast(step, tf.float32)
+        warmup = float(max(self.warmup_steps, 1))
+        progress = tf.minimum((step - warmup) / float(max(self.total_steps - warmup, 1)), 1.0)
+        cosine = 0.5 * self.peak * (1.0 + tf.cos(math.pi * progress))
+        return tf.where(step < warmup, self.peak * (step + 1.0) / warmup, cosine)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "peak": self.peak,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+        }
+
+
+class HistoryLog(keras.callbacks.Callback):  # type: ignore[misc]
+    """Appends each finished epoch to a JSON file; a resumed run continues the same file."""
+
+    def __init__(self, path: Path, phase: str) -> None:
+        super().__init__()
+        self.path, self.phase = path, phase
+        self.started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        entries = json.loads(self.path.read_text()) if self.path.exists() else []
+        # Epochs past this one belong to an interrupted attempt that is being redone.
+        entries = [e for e in entries if e["epoch"] < epoch]
+        lr = self.model.optimizer.learning_rate
+        entries.append(
+            {
+                "phase": self.phase,
+                "epoch": epoch,
+                "seconds": round(time.monotonic() - self.started, 2),
+                "lr": float(lr(self.model.optimizer.iterations - 1) if callable(lr) else lr),
+                **{key: float(value) for key, value in (logs or {}).items()},
+            }
+        )
+        write_atomic(self.path, json.dumps(entries, indent=1).encode())
+
+
+def seed_everything(seed: int) -> None:
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def compile_for_training(
+    model: keras.Model, recipe: Recipe, peak_lr: float, warmup_epochs: int, epochs: int, steps: int
+) -> None:
+    schedule = WarmupCosine(peak_lr, warmup_epochs * steps, epochs * steps)
+    optimizer = keras.optimizers.SGD(
+        schedule, momentum=0.9, nesterov=True, weight_decay=recipe.weight_decay
+    )
+    # Decay shrinks weights towards zero; BatchNorm scales/offsets and biases have no reason to.
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.Precision(name="precision"),
+            keras.metrics.Recall(name="recall"),
+        ],
+    )
+
+
+def run_phase(
+    model: keras.Model,
+    phase: str,
+    *,
+    recipe: Recipe,
+    train: Split,
+    validation: Split,
+    epochs: int,
+    peak_lr: float,
+    warmup_epochs: int,
+    files: RunFiles,
+) -> None:
+    """Train `model` for `epochs`, resuming from the phase's checkpoint when one exists."""
+    steps = len(train) // recipe.batch_size
+    compile_for_training(model, recipe, peak_lr, warmup_epochs, epochs, steps)
+    backup_dir = files.backup_dir(phase)
+    if backup_dir.exists():
+        print(f"{phase}: resuming from the checkpoint in {backup_dir}", file=sys.stderr)
+    model.fit(
+        training_dataset(train, recipe.batch_size, recipe.seed),
+        epochs=epochs,
+        validation_data=evaluation_dataset(validation),
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(backup_dir)),
+            HistoryLog(files.history(phase), phase),
+            keras.callbacks.TerminateOnNaN(),
+        ],
+        # A progress bar per step on a terminal; one line per epoch in a log file.
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+
+
+def train_float(config: ModelConfig, train: Split, validation: Split, files: RunFiles) -> Path:
+    """Train the float model unless its weights exist; returns the weights file."""
+    if files.float_weights.exists():
+        print(f"float model exists: {files.float_weights}", file=sys.stderr)
+        return files.float_weights
+    recipe = config.recipe
+    seed_everything(recipe.seed)
+    model = config.build()
+    run_phase(
+        model,
+        "float",
+        recipe=recipe,
+        train=train,
+        validation=validation,
+        epochs=recipe.epochs,
+        peak_lr=recipe.peak_lr,
+        warmup_epochs=recipe.warmup_epochs,
+        files=files,
+    )
+    save_weights(model, files.float_weights)
+    return files.float_weights
+
+
+def save_weights(model: keras.Model, path: Path) -> None:
+    partial = path.with_name(f".{path.name}.partial.h5")
+    model.save_weights(str(partial))
+    partial.replace(path)

@@ -1,0 +1,101 @@
+"""Model configs by name: an architecture (a function that builds it) and the recipe to train it.
+
+Every block is Conv → BatchNorm → ReLU: tfmot folds that pattern into one quantized conv, and
+rejects BatchNorm placed after an activation. Scaling of the pixels stays outside the model (see
+`edge_cifar.preprocess.PIXEL_SCALE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import tf_keras as keras
+
+from edge_cifar.labels import NUM_CLASSES
+
+INPUT_SHAPE = (32, 32, 3)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a config is trained; each default is the value the notes file justifies."""
+
+    epochs: int = 40
+    batch_size: int = 128
+    peak_lr: float = 0.1  # SGD + Nesterov momentum, linear warm-up then cosine decay to zero
+    warmup_epochs: int = 2
+    weight_decay: float = 5e-4  # decoupled, not applied to BatchNorm or biases
+    label_smoothing: float = 0.1
+    qat_epochs: int = 2
+    qat_lr: float = (
+        2e-3  # QAT fine-tunes a trained model: a small, decaying step keeps its accuracy
+    )
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    build: Callable[[], keras.Model]
+    recipe: Recipe = field(default_factory=Recipe)
+    description: str = ""
+
+
+def conv_bn_relu(x: Any, filters: int, name: str, strides: int = 1) -> Any:
+    x = keras.layers.Conv2D(
+        filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
+    )(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def classifier_head(x: Any) -> Any:
+    x = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
+    return keras.layers.Softmax(name="probabilities")(x)
+
+
+# Lighter than the notebook's 0.2/0.3/0.4/0.5: with crop + flip, label smoothing and weight decay a
+# 26-epoch schedule underfits rather than overfits.
+def seed_cnn(dropouts: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.3)) -> keras.Model:
+    """The notebook's CNN: three blocks of two 3x3 convs (32, 64, 128), max-pool and dropout each,
+    then Dense 128 and the classifier."""
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = inputs
+    for block, filters in enumerate((32, 64, 128), start=1):
+        x = conv_bn_relu(x, filters, f"block{block}a")
+        x = conv_bn_relu(x, filters, f"block{block}b")
+        x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)
+        x = keras.layers.Dropout(dropouts[block - 1], name=f"block{block}_dropout")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(128, activation="relu", name="dense")(x)
+    x = keras.layers.Dropout(dropouts[3], name="dense_dropout")(x)
+    return keras.Model(inputs, classifier_head(x), name="seed")
+
+
+CONFIGS: dict[str, ModelConfig] = {
+    "seed": ModelConfig(
+        name="seed",
+        build=seed_cnn,
+        recipe=Recipe(epochs=26, qat_epochs=1),
+        description="The notebook's 6-conv CNN: 32/64/128 filters, BN, max-pool, dropout, dense.",
+    ),
+}
+
+
+def get_config(name: str, *, quick: bool = False) -> ModelConfig:
+    """The named config; `quick` keeps the architecture and shortens the schedule to minutes."""
+    if name not in CONFIGS:
+        raise KeyError(f"unknown model {name!r}; choose one of {', '.join(CONFIGS)}")
+    config = CONFIGS[name]
+    if quick:
+        # Small batches give the few thousand QUICK images enough steps for BatchNorm's statistics.
+        quick_recipe = replace(
+            config.recipe, epochs=3, warmup_epochs=1, qat_epochs=1, batch_size=64
+        )
+        config = replace(config, recipe=quick_recipe)
+    return config
