@@ -1,0 +1,241 @@
+"""Frame sources: a camera index, a video file, a stream URL, picamera2, or image files.
+
+Every source yields BGR uint8 frames and is opened by `open_source(device)`; a device that does not
+open raises `SourceError` with one line saying why. Nothing here knows about models.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge_cifar.preprocess import FrameError, to_uint8
+
+Frame = npt.NDArray[np.uint8]
+
+# Suffixes OpenCV's imread decodes; a folder is scanned for these, other files are left alone.
+IMAGE_SUFFIXES = frozenset(
+    {
+        *(".bmp", ".dib", ".jpg", ".jpeg", ".jpe", ".jp2", ".png", ".webp", ".avif", ".pbm"),
+        *(".pgm", ".ppm", ".pxm", ".pnm", ".pfm", ".sr", ".ras", ".tif", ".tiff", ".exr", ".hdr"),
+    }
+)
+PICAMERA2 = "picamera2"
+PICAMERA2_HINT = (
+    "picamera2 is not installed: `sudo apt install python3-picamera2` (Raspberry Pi OS), "
+    "or `pip install picamera2` in a venv made with --system-site-packages"
+)
+# A live camera sometimes drops a frame (USB hiccup, exposure change): retry before giving up.
+LIVE_READ_RETRIES = 5
+LIVE_RETRY_PAUSE_S = 0.05
+
+
+class SourceError(RuntimeError):
+    """A camera, video, stream or image that cannot be opened or read; the message is one line."""
+
+
+class FrameSource(Protocol):
+    """Anything that yields BGR frames. `fps` is the source's nominal rate, when it has one."""
+
+    name: str
+    fps: float | None
+
+    def frames(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+
+def quiet_opencv_logs() -> None:
+    """Silence OpenCV's and FFmpeg's own log lines: our errors say what matters in one line.
+
+    FFmpeg reads its level when OpenCV first opens a video, so this must run before that; setting
+    OPENCV_FFMPEG_LOGLEVEL in the environment beforehand keeps FFmpeg's messages for debugging.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)  # OpenCV 5
+    set_level = getattr(logging, "setLogLevel", None) or getattr(cv2, "setLogLevel", None)
+    if set_level is not None:
+        set_level(0)  # LOG_LEVEL_SILENT in both APIs
+
+
+def to_bgr(image: npt.NDArray[np.generic]) -> Frame:
+    """Any image OpenCV reads (gray, BGR, BGRA; 8/16-bit or float) as 3-channel BGR uint8."""
+    pixels = to_uint8(image)
+    if pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 1):
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)  # type: ignore[return-value]
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2BGR)  # type: ignore[return-value]
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        return pixels
+    raise FrameError(f"expected a gray, BGR or BGRA image, got shape {image.shape}")
+
+
+def read_image(path: Path) -> npt.NDArray[np.generic]:
+    """An image file as OpenCV decodes it, unchanged: gray/BGR/BGRA, 8 or 16-bit."""
+    try:
+        encoded = np.fromfile(path, dtype=np.uint8)  # fromfile + imdecode: any path, any encoding
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SourceError(f"{path}: is a directory") from None
+    except OSError as error:
+        raise SourceError(f"{path}: cannot read ({error.strerror})") from None
+    image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if encoded.size else None
+    if image is None or image.size == 0:
+        raise SourceError(f"{path}: not an image OpenCV can decode (corrupt, truncated or unknown)")
+    return image
+
+
+def expand_image_paths(patterns: Sequence[str]) -> list[Path]:
+    """Files, folders (their image files, sorted) and globs → image paths, in the order given.
+
+    A named file is kept whatever its suffix, and so is a missing path or a glob that matches
+    nothing, so that reading reports it rather than it vanishing; an empty folder is a SourceError.
+    """
+    paths: list[Path] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise SourceError(f"{path}: no image files in this folder")
+            paths.extend(found)
+        elif glob.has_magic(pattern) and not path.exists():
+            matches = sorted(Path(m) for m in glob.glob(pattern, recursive=True))  # noqa: PTH207
+            paths.extend([m for m in matches if m.is_file()] or [path])
+        else:
+            paths.append(path)  # missing or not an image: read_image says so, for this file alone
+    return paths
+
+
+class ImageFiles:
+    """Image files as a stream of frames; an unreadable file raises SourceError."""
+
+    fps: float | None = None
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+        self.name = f"{len(self.paths)} image files"
+
+    def frames(self) -> Iterator[Frame]:
+        for path in self.paths:
+            try:
+                yield to_bgr(read_image(path))
+            except FrameError as error:
+                raise SourceError(f"{path}: {error}") from None
+
+    def close(self) -> None:
+        pass
+
+
+class VideoCapture:
+    """cv2.VideoCapture: a camera index, a video file or a stream URL.
+
+    A live source (camera, stream) retries a failed read a few times before ending; a file ends at
+    its first failed read, and one that yields no frame at all is reported as unreadable.
+    """
+
+    def __init__(
+        self, target: int | str, *, width: int | None = None, height: int | None = None
+    ) -> None:
+        self.live = isinstance(target, int) or "://" in str(target)
+        self.name = f"camera {target}" if isinstance(target, int) else str(target)
+        self._capture = cv2.VideoCapture(target)
+        if not self._capture.isOpened():
+            self._capture.release()
+            what = "camera" if isinstance(target, int) else "stream" if self.live else "video"
+            raise SourceError(f"{self.name}: cannot open {what}")
+        if width:
+            self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        rate = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps: float | None = rate if 0 < rate < 1000 else None
+
+    def _read(self) -> Frame | None:
+        attempts = LIVE_READ_RETRIES if self.live else 1
+        for attempt in range(attempts):
+            ok, frame = self._capture.read()
+            if ok and frame is not None and frame.size:
+                return to_bgr(frame)
+            if attempt + 1 < attempts:
+                time.sleep(LIVE_RETRY_PAUSE_S)
+        return None
+
+    def frames(self) -> Iterator[Frame]:
+        count = 0
+        while (frame := self._read()) is not None:
+            count += 1
+            yield frame
+        if count == 0:
+            raise SourceError(
+                f"{self.name}: no frame could be read (empty, corrupt or unsupported)"
+            )
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class Picamera2Source:
+    """The Raspberry Pi camera through the picamera2 library (imported only when asked for)."""
+
+    fps: float | None = None
+
+    def __init__(self, *, width: int | None = None, height: int | None = None) -> None:
+        try:
+            from picamera2 import Picamera2  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise SourceError(PICAMERA2_HINT) from None
+        self.name = PICAMERA2
+        try:
+            self._camera: Any = Picamera2()
+            # picamera2's "RGB888" is laid out B, G, R in memory: the order OpenCV expects.
+            config = self._camera.create_video_configuration(
+                main={"format": "RGB888", "size": (width or 640, height or 480)}
+            )
+            self._camera.configure(config)
+            self._camera.start()
+        except Exception as error:  # libcamera raises plain RuntimeErrors, IndexError for no camera
+            raise SourceError(f"picamera2: cannot start the camera ({error})") from None
+
+    def frames(self) -> Iterator[Frame]:
+        while True:
+            yield to_bgr(self._camera.capture_array("main"))
+
+    def close(self) -> None:
+        self._camera.stop()
+        self._camera.close()
+
+
+def open_source(
+    devices: Sequence[str], *, width: int | None = None, height: int | None = None
+) -> FrameSource:
+    """The source one or more `--device` values name.
+
+    "0", "1", ... a camera index; "picamera2" the Pi camera; a URL a stream; a folder, a glob, an
+    image file or several of them the images; any other existing file a video.
+    """
+    if not devices:
+        raise SourceError("no device given")
+    first = devices[0]
+    if len(devices) == 1:
+        if first.isdigit():
+            return VideoCapture(int(first), width=width, height=height)
+        if first == PICAMERA2:
+            return Picamera2Source(width=width, height=height)
+        if "://" in first:
+            return VideoCapture(first, width=width, height=height)
+        path = Path(first)
+        if path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES:
+            return VideoCapture(str(path))
+        if not path.exists() and not glob.has_magic(first):
+            raise SourceError(f"{first}: no such camera index, file, folder or stream")
+    return ImageFiles(expand_image_paths(devices))
