@@ -1,0 +1,41 @@
+"""Classify image files one by one: a failed file is its own result, the rest still run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_cifar.classifier import Classifier, Prediction
+from edge_cifar.preprocess import FrameError
+from edge_cifar.sources import SourceError, read_image
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    path: Path
+    prediction: Prediction | None = None
+    error: str | None = None  # one line, when the file could not be read or classified
+
+    def as_json(self) -> dict[str, object]:
+        if self.prediction is None:
+            return {"path": str(self.path), "error": self.error}
+        return {
+            "path": str(self.path),
+            "label": self.prediction.label,
+            "score": round(self.prediction.score, 4),
+            "top_k": [
+                {"label": c.label, "score": round(c.score, 4)} for c in self.prediction.top_k
+            ],
+        }
+
+
+def classify_files(classifier: Classifier, paths: Sequence[Path]) -> Iterator[ImageResult]:
+    """One result per path, in order; unreadable or unusable images yield an error result."""
+    for path in paths:
+        try:
+            yield ImageResult(path, prediction=classifier.classify(read_image(path)))
+        except SourceError as error:
+            yield ImageResult(path, error=str(error))
+        except FrameError as error:
+            yield ImageResult(path, error=f"{path}: {error}")

@@ -1,0 +1,275 @@
+"""The camera loop: frame source → classifier → sinks (window overlay, JSON lines, video file).
+
+The loop knows nothing of tensors, the classifier nothing of cameras. Ctrl-C, `q`/Esc in the
+window, `max_frames` and the end of the stream all end the loop alike: sinks closed, a `Summary`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge_cifar.classifier import STAGES, Category, Classifier, Prediction, top_categories
+from edge_cifar.labels import CLASS_NAMES
+from edge_cifar.sources import Frame, FrameSource, SourceError
+
+UNCERTAIN = "uncertain"
+FPS_WINDOW = 30  # frames: about a second at camera rates, long enough to steady the figure
+WINDOW_TITLE = "edge-cifar"
+QUIT_KEYS = (ord("q"), 27)  # q, Esc
+# A video writer's codec by file suffix: MJPG plays anywhere, mp4v needs no system encoder.
+FOURCC_BY_SUFFIX = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "MJPG"}
+DEFAULT_VIDEO_FPS = 15.0
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One classified frame, after smoothing and the min-score rule."""
+
+    index: int
+    label: str  # a class name, or UNCERTAIN when the score is below min_score
+    score: float
+    top_k: tuple[Category, ...]
+    timings_ms: dict[str, float]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "frame": self.index,
+            "label": self.label,
+            "score": round(self.score, 4),
+            "top_k": [{"label": c.label, "score": round(c.score, 4)} for c in self.top_k],
+            "ms": {stage: round(ms, 3) for stage, ms in self.timings_ms.items()},
+        }
+
+
+class ScoreSmoother:
+    """Exponential moving average of score vectors: alpha is the newest frame's weight (1 = off)."""
+
+    def __init__(self, alpha: float) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"smoothing alpha must be in (0, 1], got {alpha}")
+        self.alpha = alpha
+        self._average: npt.NDArray[np.float32] | None = None
+
+    def update(self, scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        if self._average is None or self.alpha == 1.0:
+            self._average = scores.astype(np.float32, copy=True)
+        else:
+            self._average = (self.alpha * scores + (1.0 - self.alpha) * self._average).astype(
+                np.float32
+            )
+        return self._average
+
+
+def decide(
+    prediction: Prediction,
+    index: int,
+    smoother: ScoreSmoother,
+    min_score: float,
+    top_k: int,
+) -> FrameResult:
+    """The frame's label from the (smoothed) scores; below min_score it is UNCERTAIN."""
+    scores = smoother.update(prediction.scores)
+    ranked = top_categories(scores, top_k)
+    best = ranked[0]
+    label = best.label if best.score >= min_score else UNCERTAIN
+    return FrameResult(index, label, best.score, ranked, prediction.timings_ms)
+
+
+class FpsMeter:
+    """Frames per second over the last `window` frames."""
+
+    def __init__(self, window: int = FPS_WINDOW) -> None:
+        self._times: deque[float] = deque(maxlen=window)
+
+    def tick(self, now: float) -> float:
+        self._times.append(now)
+        if len(self._times) < 2:
+            return 0.0
+        span = self._times[-1] - self._times[0]
+        return (len(self._times) - 1) / span if span > 0 else 0.0
+
+
+def annotate(frame: Frame, result: FrameResult, fps: float) -> Frame:
+    """A copy of the frame with the label, score and FPS drawn in its top-left corner."""
+    canvas = frame.copy()
+    scale = max(0.5, canvas.shape[0] / 640)
+    lines = [f"{result.label} {result.score:.2f}", f"{fps:.1f} FPS"]
+    for row, text in enumerate(lines):
+        origin = (10, int((row + 1) * 30 * scale))
+        # A dark outline under the white text keeps it legible on any background.
+        cv2.putText(
+            canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 4, cv2.LINE_AA
+        )
+        cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1)
+    return canvas
+
+
+class Sink(Protocol):
+    def write(self, frame: Frame, result: FrameResult, fps: float) -> bool:
+        """Take one frame; False asks the loop to stop."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class JsonLinesSink:
+    """One JSON object per frame on a text stream (stdout by default)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def write(self, frame: Frame, result: FrameResult, fps: float) -> bool:
+        self.stream.write(json.dumps(result.as_json()) + "\n")
+        self.stream.flush()
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class VideoFileSink:
+    """The annotated frames as a video file; opened at the first frame, when its size is known."""
+
+    def __init__(self, path: Path, fps: float | None) -> None:
+        fourcc = FOURCC_BY_SUFFIX.get(path.suffix.lower())
+        if fourcc is None:
+            raise SourceError(
+                f"{path}: cannot save video as {path.suffix or 'no suffix'!r}; "
+                f"use one of {', '.join(FOURCC_BY_SUFFIX)}"
+            )
+        if not path.parent.is_dir():
+            raise SourceError(f"{path}: folder {path.parent} does not exist")
+        self.path, self.fourcc, self.fps = path, fourcc, fps or DEFAULT_VIDEO_FPS
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, frame: Frame, result: FrameResult, fps: float) -> bool:
+        if self._writer is None:
+            height, width = frame.shape[:2]
+            code = cv2.VideoWriter.fourcc(*self.fourcc)
+            self._writer = cv2.VideoWriter(str(self.path), code, self.fps, (width, height))
+            if not self._writer.isOpened():
+                raise SourceError(f"{self.path}: cannot write a {self.fourcc} video here")
+        self._writer.write(annotate(frame, result, fps))
+        return True
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+NO_DISPLAY = "no display"
+
+
+def window_problem() -> str | None:
+    """Why no window can be shown here (NO_DISPLAY on a headless machine), or None if one can.
+
+    opencv-python-headless, the runtime's dependency, has no GUI backend and its imshow raises; its
+    build information says so.
+    """
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return NO_DISPLAY
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GUI:") and line.split(":", 1)[1].strip().upper() != "NONE":
+            return None
+    return "this OpenCV has no GUI (opencv-python-headless); `pip install opencv-python` for one"
+
+
+class WindowSink:
+    """The annotated frame in a window; q or Esc ends the loop."""
+
+    def __init__(self) -> None:
+        cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_NORMAL)
+
+    def write(self, frame: Frame, result: FrameResult, fps: float) -> bool:
+        cv2.imshow(WINDOW_TITLE, annotate(frame, result, fps))
+        return (cv2.waitKey(1) & 0xFF) not in QUIT_KEYS
+
+    def close(self) -> None:
+        cv2.destroyWindow(WINDOW_TITLE)
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    max_frames: int | None = None
+    smooth_alpha: float = 1.0
+    min_score: float = 0.0
+    top_k: int = 3
+
+
+@dataclass
+class Summary:
+    frames: int = 0
+    seconds: float = 0.0
+    stopped_by: str = "end of stream"
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+
+    @property
+    def mean_fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def percentiles(self) -> dict[str, tuple[float, float]]:
+        """Per stage: (p50, p99) milliseconds."""
+        return {
+            stage: (float(np.percentile(values, 50)), float(np.percentile(values, 99)))
+            for stage, values in self.stage_ms.items()
+            if values
+        }
+
+    def describe(self) -> str:
+        stages = ", ".join(
+            f"{stage} p50 {p50:.2f} / p99 {p99:.2f} ms"
+            for stage, (p50, p99) in self.percentiles().items()
+        )
+        return (
+            f"{self.frames} frames in {self.seconds:.1f} s ({self.mean_fps:.1f} FPS), "
+            f"stopped by {self.stopped_by}" + (f"; {stages}" if stages else "")
+        )
+
+
+def run(
+    source: FrameSource,
+    classifier: Classifier,
+    sinks: Sequence[Sink],
+    options: LoopOptions = LoopOptions(),
+) -> Summary:
+    """Classify frames until the stream ends, max_frames, a sink's stop, or Ctrl-C."""
+    smoother = ScoreSmoother(options.smooth_alpha)
+    meter = FpsMeter()
+    top_k = max(1, min(options.top_k, len(CLASS_NAMES)))
+    summary = Summary()
+    start = time.perf_counter()
+    try:
+        for index, frame in enumerate(source.frames()):
+            result = decide(classifier.classify(frame), index, smoother, options.min_score, top_k)
+            fps = meter.tick(time.perf_counter())
+            summary.frames += 1
+            for stage, ms in result.timings_ms.items():
+                summary.stage_ms.setdefault(stage, []).append(ms)
+            if not all([sink.write(frame, result, fps) for sink in sinks]):
+                summary.stopped_by = "quit key"
+                break
+            if options.max_frames is not None and summary.frames >= options.max_frames:
+                summary.stopped_by = "max frames"
+                break
+    except KeyboardInterrupt:
+        summary.stopped_by = "Ctrl-C"
+    finally:
+        summary.seconds = time.perf_counter() - start
+        source.close()
+        for sink in sinks:
+            sink.close()
+    return summary
