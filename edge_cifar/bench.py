@@ -1,0 +1,257 @@
+"""Latency statistics for one or more models: invoke alone, and a camera frame's stages.
+
+A camera frame is a synthetic 640x480 BGR image, so the stage figures include what the device
+really pays around the interpreter: crop, resize, colour order, quantization, dequantization, top-k.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_cifar.classifier import STAGES, Classifier
+from edge_cifar.interpreter import Model, TensorInfo
+from edge_cifar.model_files import card_accuracy
+
+FRAME_SHAPE = (480, 640, 3)  # a VGA camera frame, height x width x BGR
+DEFAULT_RUNS = 200
+DEFAULT_WARMUP = 20  # the first invokes pay for allocation and cache misses; keep them out
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Milliseconds over the timed runs, and the throughput their mean implies."""
+
+    runs: int
+    min: float
+    p50: float
+    p90: float
+    p99: float
+    max: float
+    mean: float
+
+    @property
+    def per_second(self) -> float:
+        return 1000.0 / self.mean if self.mean > 0 else 0.0
+
+    @classmethod
+    def of(cls, samples_ms: list[float]) -> Latency:
+        values = np.asarray(samples_ms, dtype=np.float64)
+        p50, p90, p99 = np.percentile(values, [50, 90, 99])
+        return cls(
+            runs=len(values),
+            min=float(values.min()),
+            p50=float(p50),
+            p90=float(p90),
+            p99=float(p99),
+            max=float(values.max()),
+            mean=float(values.mean()),
+        )
+
+    def as_json(self) -> dict[str, float]:
+        return {**asdict(self), "per_second": self.per_second}
+
+
+def _tensor_json(info: TensorInfo) -> dict[str, object]:
+    return {
+        "shape": list(info.shape),
+        "dtype": info.dtype,
+        "scale": info.scale,
+        "zero_point": info.zero_point,
+    }
+
+
+@dataclass(frozen=True)
+class ModelBench:
+    path: Path
+    backend: str
+    threads: int | None
+    size_bytes: int
+    quantized: bool
+    input: TensorInfo
+    output: TensorInfo
+    op_counts: dict[str, int]
+    invoke: Latency  # the interpreter alone, input already set
+    stages: dict[str, Latency]  # one 640x480 frame through Classifier: preprocess, invoke, ...
+    frame: Latency  # the sum of the stages, per frame
+    accuracy: float | None  # from the model card beside the file, when there is one
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "backend": self.backend,
+            "threads": self.threads,
+            "size_bytes": self.size_bytes,
+            "quantized": self.quantized,
+            "input": _tensor_json(self.input),
+            "output": _tensor_json(self.output),
+            "op_counts": self.op_counts,
+            "invoke_ms": self.invoke.as_json(),
+            "stages_ms": {stage: latency.as_json() for stage, latency in self.stages.items()},
+            "frame_ms": self.frame.as_json(),
+            "accuracy": self.accuracy,
+        }
+
+
+def bench_model(
+    model_path: Path,
+    *,
+    runs: int = DEFAULT_RUNS,
+    warmup: int = DEFAULT_WARMUP,
+    threads: int | None = None,
+    runtime: str | None = None,
+    seed: int = 0,
+) -> ModelBench:
+    """Time `runs` invokes, then `runs` full frames, each after `warmup` untimed ones."""
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs must be >= 1 and warmup >= 0 (got {runs}, {warmup})")
+    model = Model(model_path, threads=threads, runtime=runtime)
+    classifier = Classifier(model)
+    frame = np.random.default_rng(seed).integers(0, 256, FRAME_SHAPE, dtype=np.uint8)
+
+    classifier.classify(frame)  # sets a realistic input for the invoke-only timing
+    invoke_ms = []
+    for i in range(warmup + runs):
+        start = time.perf_counter()
+        model.invoke()
+        if i >= warmup:
+            invoke_ms.append((time.perf_counter() - start) * 1e3)
+
+    stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    for i in range(warmup + runs):
+        timings = classifier.classify(frame).timings_ms
+        if i >= warmup:
+            for stage in STAGES:
+                stage_ms[stage].append(timings[stage])
+    frame_ms = [sum(parts) for parts in zip(*stage_ms.values(), strict=True)]
+
+    return ModelBench(
+        path=model_path,
+        backend=model.backend.name,
+        threads=threads,
+        size_bytes=model.size_bytes,
+        quantized=model.quantized,
+        input=model.input,
+        output=model.output,
+        op_counts=model.op_counts(),
+        invoke=Latency.of(invoke_ms),
+        stages={stage: Latency.of(values) for stage, values in stage_ms.items()},
+        frame=Latency.of(frame_ms),
+        accuracy=card_accuracy(model_path, model.quantized),
+    )
+
+
+def _ratio(value: float | None, baseline: float | None) -> float | None:
+    if value is None or baseline is None or baseline == 0:
+        return None
+    return value / baseline
+
+
+def ratios(bench: ModelBench, baseline: ModelBench) -> dict[str, float | None]:
+    """This model's figures divided by the baseline's (the first model given)."""
+    return {
+        "size": _ratio(bench.size_bytes, baseline.size_bytes),
+        "invoke_p50": _ratio(bench.invoke.p50, baseline.invoke.p50),
+        "frame_p50": _ratio(bench.frame.p50, baseline.frame.p50),
+        "accuracy": _ratio(bench.accuracy, baseline.accuracy),
+    }
+
+
+def report_json(benches: list[ModelBench]) -> dict[str, object]:
+    return {
+        "frame_shape": list(FRAME_SHAPE),
+        "baseline": str(benches[0].path),
+        "models": [{**b.as_json(), "ratios": ratios(b, benches[0])} for b in benches],
+    }
+
+
+def _quantization(info: TensorInfo) -> str:
+    if not info.scale:
+        return info.dtype
+    return f"{info.dtype} (scale {info.scale:.6g}, zero point {info.zero_point})"
+
+
+def _ms(latency: Latency) -> str:
+    return (
+        f"min {latency.min:.3f}  p50 {latency.p50:.3f}  p90 {latency.p90:.3f}  "
+        f"p99 {latency.p99:.3f}  max {latency.max:.3f} ms"
+    )
+
+
+def describe(bench: ModelBench) -> str:
+    """A readable block for one model."""
+    ops = ", ".join(f"{name} x{count}" for name, count in sorted(bench.op_counts.items()))
+    accuracy = f"{bench.accuracy:.4f}" if bench.accuracy is not None else "n/a (no model card)"
+    lines = [
+        f"{bench.path}  ({bench.backend}, threads {bench.threads or 'default'})",
+        f"  size        {bench.size_bytes / 1024:.1f} KiB",
+        f"  input       {list(bench.input.shape)} {_quantization(bench.input)}",
+        f"  output      {list(bench.output.shape)} {_quantization(bench.output)}",
+        f"  ops         {sum(bench.op_counts.values())}: {ops}",
+        f"  accuracy    {accuracy}",
+        f"  invoke      {_ms(bench.invoke)}  ({bench.invoke.per_second:.0f}/s)",
+        "  640x480 frame, per stage (p50):  "
+        + "  ".join(f"{stage} {latency.p50:.3f}" for stage, latency in bench.stages.items())
+        + f"  total {bench.frame.p50:.3f} ms ({bench.frame.per_second:.0f} frames/s)",
+    ]
+    return "\n".join(lines)
+
+
+def _format(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def comparison_table(benches: list[ModelBench]) -> str:
+    """Side by side, each figure with its ratio to the first model."""
+    baseline = benches[0]
+    header = ("model", "size KiB", "invoke p50 ms", "frame p50 ms", "accuracy")
+    rows = [header]
+    for bench in benches:
+        r = ratios(bench, baseline)
+        rows.append(
+            (
+                bench.path.name,
+                f"{bench.size_bytes / 1024:.1f} (x{_format(r['size'], '.2f')})",
+                f"{bench.invoke.p50:.3f} (x{_format(r['invoke_p50'], '.2f')})",
+                f"{bench.frame.p50:.3f} (x{_format(r['frame_p50'], '.2f')})",
+                f"{_format(bench.accuracy, '.4f')} (x{_format(r['accuracy'], '.3f')})",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
+def model_facts_json(model: Model) -> dict[str, object]:
+    """What `info` shows: file, backend, input/output, every tensor, operator counts."""
+    return {
+        "path": str(model.path),
+        "backend": model.backend.name,
+        "size_bytes": model.size_bytes,
+        "quantized": model.quantized,
+        "input": {"name": model.input.name, **_tensor_json(model.input)},
+        "output": {"name": model.output.name, **_tensor_json(model.output)},
+        "op_counts": model.op_counts(),
+        "tensors": [{"name": t.name, **_tensor_json(t)} for t in model.tensors()],
+    }
+
+
+def describe_model(model: Model) -> str:
+    """`info` as text: the facts first, then one line per tensor."""
+    ops = ", ".join(f"{name} x{count}" for name, count in sorted(model.op_counts().items()))
+    tensors = model.tensors()
+    width = max((len(t.name) for t in tensors), default=0)
+    lines = [
+        f"{model.path}  ({model.backend.name})",
+        f"  size     {model.size_bytes} bytes ({model.size_bytes / 1024:.1f} KiB)",
+        f"  input    {model.input.name} {list(model.input.shape)} {_quantization(model.input)}",
+        f"  output   {model.output.name} {list(model.output.shape)} {_quantization(model.output)}",
+        f"  ops      {sum(model.op_counts().values())}: {ops}",
+        f"  tensors  {len(tensors)}",
+        *(f"    {t.name.ljust(width)}  {list(t.shape)} {_quantization(t)}" for t in tensors),
+    ]
+    return "\n".join(lines)
