@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 # Pixels are scaled to 0..1 outside the model: tfmot cannot quantize a Rescaling layer, and the
 # int8 input's scale and zero point represent this scaling exactly (scale 1/255, zero point -128).
 PIXEL_SCALE = 1.0 / 255.0
+# What a frame's pixels may be: 8-bit, 16-bit (top 8 bits kept), or float in 0..1.
+PIXEL_TYPES = (np.uint8, np.uint16, np.float32, np.float64)
 
 
 class FrameError(ValueError):
@@ -64,7 +66,7 @@ def to_uint8(frame: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
         return frame.astype(np.uint8, copy=False)
     if frame.dtype == np.uint16:
         return (frame.astype(np.uint16, copy=False) >> 8).astype(np.uint8)
-    if frame.dtype in (np.float32, np.float64):
+    if frame.dtype in PIXEL_TYPES:  # float32 or float64
         floats = frame.astype(np.float64, copy=False)
         return np.clip(np.round(floats * 255.0), 0, 255).astype(np.uint8)
     raise FrameError(f"unsupported pixel type {frame.dtype} (expected 8-bit, 16-bit or float)")
@@ -88,6 +90,8 @@ def frame_to_rgb(frame: npt.NDArray[np.generic], height: int, width: int) -> npt
     channels = 1 if frame.ndim == 2 else frame.shape[2]
     if channels not in _TO_RGB:
         raise FrameError(f"expected 1, 3 or 4 channels, got {channels}")
+    if frame.dtype not in PIXEL_TYPES:
+        raise FrameError(f"unsupported pixel type {frame.dtype} (expected 8-bit, 16-bit or float)")
     square = cast("MatLike", center_square(frame))
     if square.shape[:2] != (height, width):
         # INTER_AREA averages the pixels a target pixel covers: no aliasing when shrinking a frame.
