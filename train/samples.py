@@ -1,8 +1,8 @@
 """Sample inputs for the runtime from the CIFAR-10 test set: a short video and a few image files.
 
-`python -m train.samples` writes `samples/cifar_test.avi` and `samples/images/`, which `make demo`
-feeds to `edge-cifar camera` and `edge-cifar classify`. NumPy and OpenCV only (no TensorFlow), so the
-runtime's tests build their own, larger video with `write_video` in a venv without TensorFlow.
+`python -m train.samples` writes `samples/cifar_test.avi` and `samples/images/`, which `make
+demo` feeds to `edge-cifar camera` and `edge-cifar classify`. NumPy and OpenCV only (no TensorFlow):
+the runtime's tests build their own, larger video with `write_video` where TensorFlow is absent.
 """
 
 from __future__ import annotations
