@@ -1,0 +1,80 @@
+"""Fixtures for the runtime's tests: they run where the device's packages are, not TensorFlow.
+
+The model is the shipped one (`firmware_models/`, as the CLI finds it by default); without it the
+tests that need a model skip and say why. CIFAR-10 test images come from $CIFAR10_DIR, else the
+shared copy beside the checkout (`cifar10_dir` in tests/conftest.py), read by `train.data`, which
+needs only NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edge_cifar.cli import app
+from edge_cifar.interpreter import ModelError
+from edge_cifar.model_files import default_model_path
+
+from .support import REPO, CliResult
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    try:
+        return default_model_path()
+    except ModelError as error:
+        pytest.skip(f"no shipped INT8 model to test with: {error}")
+
+
+@pytest.fixture(scope="session")
+def float_model_path(model_path: Path) -> Path:
+    path = model_path.with_name(model_path.name.replace("_int8", "_float"))
+    if not path.is_file():
+        pytest.skip(f"no float model beside the INT8 one: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cifar_test(cifar10_dir: Path):  # -> train.data.Split (cifar10_dir: tests/conftest.py)
+    from train import data
+
+    return data.load(cifar10_dir, download=False).test
+
+
+@pytest.fixture
+def cli():
+    """Run `edge-cifar ARGS...` in this process (fast; Python-level output only)."""
+    runner = CliRunner()
+
+    def invoke(*args: object) -> CliResult:
+        result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return invoke
+
+
+@pytest.fixture
+def cli_process(tmp_path: Path):
+    """Run `python -m edge_cifar ARGS...` as its own process: sees what C libraries print to fd 2,
+    and a crash is an exit code rather than the end of the test run."""
+
+    def run(*args: object, timeout: float = 60, pythonpath: Path = REPO) -> CliResult:
+        env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+        env.pop("DISPLAY", None)
+        completed = subprocess.run(
+            [sys.executable, "-m", "edge_cifar", *(str(a) for a in args)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+        return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+    return run

@@ -1,0 +1,214 @@
+"""The camera loop with stand-ins for the source and the classifier: smoothing, min-score, FPS,
+and every way the loop can end."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from edge_cifar.camera import (
+    NO_DISPLAY,
+    UNCERTAIN,
+    FpsMeter,
+    JsonLinesSink,
+    LoopOptions,
+    ScoreSmoother,
+    decide,
+    run,
+    window_problem,
+)
+from edge_cifar.classifier import Prediction, top_categories
+from edge_cifar.labels import CLASS_NAMES
+
+CAT, DOG = CLASS_NAMES.index("cat"), CLASS_NAMES.index("dog")
+
+
+def scores_for(index: int, score: float) -> np.ndarray:
+    """`score` on one class, the rest spread evenly over the other nine."""
+    scores = np.full(len(CLASS_NAMES), (1.0 - score) / (len(CLASS_NAMES) - 1), dtype=np.float32)
+    scores[index] = score
+    return scores
+
+
+def prediction(scores: np.ndarray) -> Prediction:
+    top = top_categories(scores, 3)
+    timings = {"preprocess": 1.0, "invoke": 2.0, "postprocess": 0.5}
+    return Prediction(top[0].label, int(np.argmax(scores)), top[0].score, top, scores, timings)
+
+
+class ScriptedClassifier:
+    """Returns the given score vectors in turn, whatever the frame."""
+
+    def __init__(self, sequence):
+        self.sequence = list(sequence)
+        self.calls = 0
+
+    def classify(self, frame):
+        assert frame.shape == (48, 64, 3)
+        self.calls += 1
+        return prediction(self.sequence[(self.calls - 1) % len(self.sequence)])
+
+
+class FrameList:
+    name, fps = "frames", None
+
+    def __init__(self, count, interrupt_after=None):
+        self.count, self.interrupt_after, self.closed = count, interrupt_after, False
+
+    def frames(self):
+        for index in range(self.count):
+            if self.interrupt_after is not None and index == self.interrupt_after:
+                raise KeyboardInterrupt
+            yield np.zeros((48, 64, 3), dtype=np.uint8)
+
+    def close(self):
+        self.closed = True
+
+
+class RecordingSink:
+    def __init__(self, stop_after=None):
+        self.results, self.stop_after, self.closed = [], stop_after, False
+
+    def write(self, frame, result, fps):
+        self.results.append(result)
+        return self.stop_after is None or len(self.results) < self.stop_after
+
+    def close(self):
+        self.closed = True
+
+
+def test_smoothing_with_alpha_1_passes_scores_through():
+    smoother = ScoreSmoother(1.0)
+    smoother.update(scores_for(CAT, 0.9))
+    np.testing.assert_array_equal(smoother.update(scores_for(DOG, 0.8)), scores_for(DOG, 0.8))
+
+
+def test_smoothing_is_an_exponential_moving_average():
+    smoother = ScoreSmoother(0.25)
+    first, second = scores_for(CAT, 1.0), scores_for(DOG, 1.0)
+    np.testing.assert_allclose(smoother.update(first), first)
+    np.testing.assert_allclose(smoother.update(second), 0.25 * second + 0.75 * first, rtol=1e-6)
+
+
+def test_smoothing_keeps_the_label_through_a_one_frame_glitch():
+    sequence = [scores_for(CAT, 0.7)] * 3 + [scores_for(DOG, 0.7)] + [scores_for(CAT, 0.7)]
+    raw = run(FrameList(5), ScriptedClassifier(sequence), [sink := RecordingSink()])
+    assert raw.frames == 5 and [r.label for r in sink.results][3] == "dog"
+    run(
+        FrameList(5),
+        ScriptedClassifier(sequence),
+        [smoothed := RecordingSink()],
+        LoopOptions(smooth_alpha=0.3),
+    )
+    assert [r.label for r in smoothed.results] == ["cat"] * 5
+
+
+@pytest.mark.parametrize("alpha", [0.0, -0.1, 1.5])
+def test_smoothing_alpha_outside_0_to_1_is_refused(alpha):
+    with pytest.raises(ValueError, match="alpha"):
+        ScoreSmoother(alpha)
+
+
+def test_below_min_score_the_label_is_uncertain_but_top_k_is_kept():
+    result = decide(prediction(scores_for(CAT, 0.49)), 0, ScoreSmoother(1.0), 0.5, 3)
+    assert result.label == UNCERTAIN and result.top_k[0].label == "cat"
+    assert result.score == pytest.approx(0.49)
+
+
+def test_at_min_score_the_label_is_the_class():
+    result = decide(prediction(scores_for(CAT, 0.5)), 0, ScoreSmoother(1.0), 0.5, 3)
+    assert result.label == "cat"
+
+
+def test_min_score_applies_to_the_smoothed_score():
+    smoother = ScoreSmoother(0.5)
+    decide(prediction(scores_for(DOG, 0.9)), 0, smoother, 0.6, 3)
+    # The raw cat score 0.9 clears 0.6, but averaged with the dog frame it is 0.46.
+    assert decide(prediction(scores_for(CAT, 0.9)), 1, smoother, 0.6, 3).label == UNCERTAIN
+
+
+def test_fps_is_averaged_over_the_last_window_of_frames():
+    meter = FpsMeter(window=30)
+    now = 0.0
+    for _ in range(40):  # 10 frames per second at first
+        now += 0.1
+        meter.tick(now)
+    for _ in range(29):  # then 50 per second: after 29 intervals the window holds only those
+        now += 0.02
+        fps = meter.tick(now)
+    assert fps == pytest.approx(50.0)
+    assert FpsMeter().tick(1.0) == 0.0  # one frame: no rate yet
+
+
+def test_loop_ends_at_the_end_of_the_stream_and_closes_everything():
+    source, sink = FrameList(7), RecordingSink()
+    summary = run(source, ScriptedClassifier([scores_for(CAT, 0.9)]), [sink])
+    assert summary.frames == 7 and summary.stopped_by == "end of stream"
+    assert source.closed and sink.closed
+    assert [r.index for r in sink.results] == list(range(7))
+
+
+def test_loop_stops_after_max_frames_without_classifying_more():
+    classifier = ScriptedClassifier([scores_for(CAT, 0.9)])
+    summary = run(FrameList(100), classifier, [RecordingSink()], LoopOptions(max_frames=5))
+    assert summary.frames == 5 and classifier.calls == 5 and summary.stopped_by == "max frames"
+
+
+def test_ctrl_c_ends_the_loop_cleanly_with_a_summary():
+    source, sink = FrameList(100, interrupt_after=4), RecordingSink()
+    summary = run(source, ScriptedClassifier([scores_for(CAT, 0.9)]), [sink])
+    assert summary.frames == 4 and summary.stopped_by == "Ctrl-C"
+    assert source.closed and sink.closed
+    assert "4 frames" in summary.describe() and "Ctrl-C" in summary.describe()
+
+
+def test_a_sink_asking_to_stop_ends_the_loop_like_the_quit_key():
+    summary = run(
+        FrameList(100), ScriptedClassifier([scores_for(CAT, 0.9)]), [RecordingSink(stop_after=3)]
+    )
+    assert summary.frames == 3 and summary.stopped_by == "quit key"
+
+
+def test_summary_has_p50_and_p99_per_stage():
+    summary = run(FrameList(10), ScriptedClassifier([scores_for(CAT, 0.9)]), [])
+    assert summary.percentiles() == {
+        "preprocess": (1.0, 1.0),
+        "invoke": (2.0, 2.0),
+        "postprocess": (0.5, 0.5),
+    }
+    assert "invoke p50 2.00 / p99 2.00 ms" in summary.describe()
+
+
+def test_json_lines_sink_writes_one_parsable_line_per_frame():
+    stream = io.StringIO()
+    run(
+        FrameList(3),
+        ScriptedClassifier([scores_for(DOG, 0.8)]),
+        [JsonLinesSink(stream)],
+        LoopOptions(top_k=2),
+    )
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["frame"] for line in lines] == [0, 1, 2]
+    assert lines[0]["label"] == "dog" and lines[0]["score"] == pytest.approx(0.8)
+    assert len(lines[0]["top_k"]) == 2
+    assert lines[0]["ms"] == {"preprocess": 1.0, "invoke": 2.0, "postprocess": 0.5}
+
+
+def test_no_window_without_a_display(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert window_problem() == NO_DISPLAY
+
+
+def test_a_display_with_headless_opencv_says_which_package_has_a_gui(monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(
+        "cv2.getBuildInformation", lambda: "  Video I/O:\n  GUI:                           NONE\n"
+    )
+    assert "opencv-python-headless" in window_problem()
+    monkeypatch.setattr(
+        "cv2.getBuildInformation", lambda: "  GUI:                           GTK3\n"
+    )
+    assert window_problem() is None
