@@ -1,0 +1,125 @@
+"""Every bad input is one `error:` line on stderr, the right exit code, and no traceback.
+
+Each case runs the CLI as its own process, so whatever the C++ interpreter, OpenCV or FFmpeg print
+on file descriptor 2 is seen too, and a crash would show as an exit code instead of ending the run.
+"""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from .support import DATA, write_png
+
+BAD_INPUT = 2
+
+
+@pytest.fixture
+def image(tmp_path):
+    return write_png(tmp_path / "frog.png", np.full((32, 32, 3), 90, dtype=np.uint8))
+
+
+def bad_models(tmp_path, model_path):
+    content = model_path.read_bytes()
+    (tmp_path / "truncated.tflite").write_bytes(content[: len(content) // 2])
+    (tmp_path / "corrupt.tflite").write_bytes(content[:8] + os.urandom(4000))
+    (tmp_path / "picture.tflite").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    (tmp_path / "empty.tflite").write_bytes(b"")
+    (tmp_path / "folder.tflite").mkdir()
+
+
+MODEL_CASES = {
+    "missing": ("missing.tflite", "no such model file"),
+    "folder": ("folder.tflite", "is a directory"),
+    "empty": ("empty.tflite", "not a TFLite model"),
+    "not-tflite": ("picture.tflite", "not a TFLite model"),
+    "truncated": ("truncated.tflite", "truncated or corrupt"),
+    "corrupt": ("corrupt.tflite", "not a loadable TFLite model"),
+    "wrong-output": (DATA / "five_classes.tflite", "expected an output of 10 class scores"),
+    "wrong-input": (DATA / "gray_input.tflite", "expected an input of shape 1xHxWx3"),
+}
+
+
+@pytest.mark.parametrize("case", MODEL_CASES, ids=list(MODEL_CASES))
+@pytest.mark.parametrize("command", ["classify", "info"])
+def test_bad_model_is_one_error_line(cli_process, tmp_path, model_path, image, case, command):
+    bad_models(tmp_path, model_path)
+    model, message = MODEL_CASES[case]
+    if command == "classify":
+        result = cli_process("classify", "--model", model, image)
+    else:
+        result = cli_process("info", model)
+    result.assert_one_error_line(BAD_INPUT, message)
+    assert result.stdout == ""
+
+
+def test_bad_model_in_camera_and_bench_is_one_error_line(cli_process, tmp_path, model_path):
+    bad_models(tmp_path, model_path)
+    cli_process("camera", "--model", "truncated.tflite", "--device", "0").assert_one_error_line(
+        BAD_INPUT, "truncated or corrupt"
+    )
+    cli_process("bench", model_path, "picture.tflite").assert_one_error_line(
+        BAD_INPUT, "picture.tflite: not a TFLite model"
+    )
+
+
+def test_missing_camera_is_one_error_line(cli_process, model_path):
+    cli_process("camera", "--device", "97").assert_one_error_line(BAD_INPUT, "cannot open camera")
+
+
+def test_missing_video_is_one_error_line(cli_process, model_path):
+    cli_process("camera", "--device", "gone.mp4").assert_one_error_line(BAD_INPUT, "gone.mp4")
+
+
+def test_bad_video_is_one_error_line(cli_process, model_path, tmp_path):
+    (tmp_path / "noise.avi").write_bytes(np.random.default_rng(0).bytes(20000))
+    cli_process("camera", "--device", "noise.avi").assert_one_error_line(BAD_INPUT, "noise.avi")
+
+
+def test_unreachable_stream_is_one_error_line(cli_process, model_path):
+    cli_process("camera", "--device", "rtsp://127.0.0.1:9/none").assert_one_error_line(
+        BAD_INPUT, "cannot open stream"
+    )
+
+
+@pytest.mark.skipif(importlib.util.find_spec("picamera2") is not None, reason="picamera2 present")
+def test_picamera2_missing_is_one_error_line(cli_process, model_path):
+    cli_process("camera", "--device", "picamera2").assert_one_error_line(
+        BAD_INPUT, "sudo apt install python3-picamera2"
+    )
+
+
+def test_unsupported_save_format_is_one_error_line(cli_process, model_path, image):
+    cli_process("camera", "--device", image, "--save", "out.gif").assert_one_error_line(
+        BAD_INPUT, "cannot save video as '.gif'"
+    )
+
+
+def test_unreadable_image_in_the_camera_loop_is_one_error_line(cli_process, model_path, tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(50))
+    result = cli_process("camera", "--device", "broken.png", "--no-json")
+    result.assert_one_error_line(BAD_INPUT, "broken.png: not an image OpenCV can decode")
+
+
+def test_unreadable_image_to_classify_is_one_error_line_and_exit_1(cli_process, model_path):
+    result = cli_process("classify", "nothing-here.png")
+    result.assert_one_error_line(1, "nothing-here.png: no such file")
+
+
+def test_a_runtime_that_is_not_installed_is_one_error_line(cli_process, model_path, image):
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("TensorFlow is installed here")
+    result = cli_process("classify", "--runtime", "tensorflow", image)
+    result.assert_one_error_line(BAD_INPUT, "no TFLite interpreter could be loaded")
+
+
+def test_no_shipped_model_is_one_error_line(cli_process, tmp_path, image):
+    # A copy of the package with no firmware_models/ beside or inside it.
+    import shutil
+
+    from .support import REPO
+
+    shutil.copytree(REPO / "edge_cifar", tmp_path / "pkg" / "edge_cifar")
+    result = cli_process("classify", image, pythonpath=tmp_path / "pkg")
+    result.assert_one_error_line(BAD_INPUT, "no shipped model seed_int8.tflite", "--model PATH")
