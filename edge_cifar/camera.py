@@ -6,6 +6,7 @@ window, `max_frames` and the end of the stream all end the loop alike: sinks clo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -117,8 +118,8 @@ def annotate(frame: Frame, result: FrameResult, fps: float) -> Frame:
 
 
 class Sink(Protocol):
-    def write(self, frame: Frame, result: FrameResult, fps: float) -> bool:
-        """Take one frame; False asks the loop to stop."""
+    def write(self, frame: Frame, result: FrameResult, fps: float) -> str | None:
+        """Take one frame; a returned reason ("quit key") asks the loop to stop."""
         ...
 
     def close(self) -> None: ...
@@ -130,10 +131,16 @@ class JsonLinesSink:
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
 
-    def write(self, frame: Frame, result: FrameResult, fps: float) -> bool:
-        self.stream.write(json.dumps(result.as_json()) + "\n")
-        self.stream.flush()
-        return True
+    def write(self, frame: Frame, result: FrameResult, fps: float) -> str | None:
+        try:
+            self.stream.write(json.dumps(result.as_json()) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:  # `edge-cifar camera | head`: the reader has had enough
+            # Point stdout at /dev/null so Python's final flush at exit does not fail again.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            return "output closed"
+        return None
 
     def close(self) -> None:
         pass
@@ -154,7 +161,7 @@ class VideoFileSink:
         self.path, self.fourcc, self.fps = path, fourcc, fps or DEFAULT_VIDEO_FPS
         self._writer: cv2.VideoWriter | None = None
 
-    def write(self, frame: Frame, result: FrameResult, fps: float) -> bool:
+    def write(self, frame: Frame, result: FrameResult, fps: float) -> str | None:
         if self._writer is None:
             height, width = frame.shape[:2]
             code = cv2.VideoWriter.fourcc(*self.fourcc)
@@ -162,7 +169,7 @@ class VideoFileSink:
             if not self._writer.isOpened():
                 raise SourceError(f"{self.path}: cannot write a {self.fourcc} video here")
         self._writer.write(annotate(frame, result, fps))
-        return True
+        return None
 
     def close(self) -> None:
         if self._writer is not None:
@@ -194,9 +201,9 @@ class WindowSink:
     def __init__(self) -> None:
         cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_NORMAL)
 
-    def write(self, frame: Frame, result: FrameResult, fps: float) -> bool:
+    def write(self, frame: Frame, result: FrameResult, fps: float) -> str | None:
         cv2.imshow(WINDOW_TITLE, annotate(frame, result, fps))
-        return (cv2.waitKey(1) & 0xFF) not in QUIT_KEYS
+        return "quit key" if (cv2.waitKey(1) & 0xFF) in QUIT_KEYS else None
 
     def close(self) -> None:
         cv2.destroyWindow(WINDOW_TITLE)
@@ -259,8 +266,9 @@ def run(
             summary.frames += 1
             for stage, ms in result.timings_ms.items():
                 summary.stage_ms.setdefault(stage, []).append(ms)
-            if not all([sink.write(frame, result, fps) for sink in sinks]):
-                summary.stopped_by = "quit key"
+            stops = [reason for sink in sinks if (reason := sink.write(frame, result, fps))]
+            if stops:
+                summary.stopped_by = stops[0]
                 break
             if options.max_frames is not None and summary.frames >= options.max_frames:
                 summary.stopped_by = "max frames"

@@ -72,7 +72,8 @@ class RecordingSink:
 
     def write(self, frame, result, fps):
         self.results.append(result)
-        return self.stop_after is None or len(self.results) < self.stop_after
+        stop = self.stop_after is not None and len(self.results) >= self.stop_after
+        return "quit key" if stop else None
 
     def close(self):
         self.closed = True
@@ -212,3 +213,15 @@ def test_a_display_with_headless_opencv_says_which_package_has_a_gui(monkeypatch
         "cv2.getBuildInformation", lambda: "  GUI:                           GTK3\n"
     )
     assert window_problem() is None
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_stdout_ends_the_loop_quietly_like_end_of_stream():
+    summary = run(
+        FrameList(10), ScriptedClassifier([scores_for(CAT, 0.9)]), [JsonLinesSink(ClosedPipe())]
+    )
+    assert summary.frames == 1 and summary.stopped_by == "output closed"
