@@ -177,7 +177,8 @@ def _quantization(info: TensorInfo) -> str:
 def _ms(latency: Latency) -> str:
     return (
         f"min {latency.min:.3f}  p50 {latency.p50:.3f}  p90 {latency.p90:.3f}  "
-        f"p99 {latency.p99:.3f}  max {latency.max:.3f} ms"
+        f"p99 {latency.p99:.3f}  max {latency.max:.3f}  mean {latency.mean:.3f} ms "
+        f"({latency.per_second:.0f}/s)"
     )
 
 
@@ -192,10 +193,11 @@ def describe(bench: ModelBench) -> str:
         f"  output      {list(bench.output.shape)} {_quantization(bench.output)}",
         f"  ops         {sum(bench.op_counts.values())}: {ops}",
         f"  accuracy    {accuracy}",
-        f"  invoke      {_ms(bench.invoke)}  ({bench.invoke.per_second:.0f}/s)",
-        "  640x480 frame, per stage (p50):  "
+        f"  invoke      {_ms(bench.invoke)}",
+        f"  frame       {_ms(bench.frame)}  (one 640x480 BGR frame, all stages)",
+        "  stages p50  "
         + "  ".join(f"{stage} {latency.p50:.3f}" for stage, latency in bench.stages.items())
-        + f"  total {bench.frame.p50:.3f} ms ({bench.frame.per_second:.0f} frames/s)",
+        + " ms",
     ]
     return "\n".join(lines)
 
