@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from train import data
 from train.artifacts import RunFiles
-from train.models import ModelConfig, get_config
+
+if TYPE_CHECKING:
+    from train.models import ModelConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -45,6 +47,9 @@ def load_splits(data_dir: Path | None, quick: bool) -> tuple[data.Cifar10, data.
 
 
 def config_for(model: str, quick: bool) -> ModelConfig:
+    # Imported here: the model builders load TensorFlow, which a data error should not wait for.
+    from train.models import get_config
+
     try:
         return get_config(model, quick=quick)
     except KeyError as error:
@@ -64,10 +69,10 @@ def fit(
     runs_dir: RunsOption = Path("runs"),
 ) -> None:
     """Train the float model (resumes from its last checkpoint)."""
+    _, train, validation = load_splits(data_dir, quick)
+    config = config_for(model, quick)
     from train.fit import train_float
 
-    config = config_for(model, quick)
-    _, train, validation = load_splits(data_dir, quick)
     train_float(config, train, validation, run_files(model, quick, runs_dir))
 
 
@@ -79,10 +84,10 @@ def qat(
     runs_dir: RunsOption = Path("runs"),
 ) -> None:
     """Quantization-aware fine-tuning of the float model (resumes from its last checkpoint)."""
+    _, train, validation = load_splits(data_dir, quick)
+    config = config_for(model, quick)
     from train.qat import train_qat
 
-    config = config_for(model, quick)
-    _, train, validation = load_splits(data_dir, quick)
     train_qat(config, train, validation, run_files(model, quick, runs_dir))
 
 
@@ -94,12 +99,12 @@ def convert(
     runs_dir: RunsOption = Path("runs"),
 ) -> None:
     """Write the float32 TFLite model and the full-integer INT8 TFLite model."""
+    _, train, _ = load_splits(data_dir, quick)
+    config = config_for(model, quick)
+    files = run_files(model, quick, runs_dir)
     from train.convert import to_float_tflite, to_int8_tflite
     from train.qat import load_float_model, load_qat_model
 
-    config = config_for(model, quick)
-    files = run_files(model, quick, runs_dir)
-    _, train, _ = load_splits(data_dir, quick)
     to_float_tflite(load_float_model(config, files), files.float_model)
     to_int8_tflite(load_qat_model(config, files), train, files.int8_model)
     print(f"wrote {files.float_model} and {files.int8_model}", file=sys.stderr)
@@ -169,8 +174,8 @@ def evaluate(
     max_drop: MaxDropOption = 1.0,
 ) -> None:
     """Float Keras vs float TFLite vs INT8 TFLite on the test set; exit 1 if INT8 drops too much."""
-    config = config_for(model, quick)
     dataset, train, validation = load_splits(data_dir, quick)
+    config = config_for(model, quick)
     evaluate_and_ship(
         config,
         run_files(model, quick, runs_dir),
@@ -193,15 +198,16 @@ def quantize(
 ) -> None:
     """The whole pipeline: float training (if no float model yet), QAT, conversion, the accuracy
     check, and shipping to firmware_models/."""
-    from train.convert import to_float_tflite, to_int8_tflite
-    from train.fit import train_float
-    from train.qat import load_float_model, load_qat_model, train_qat
-
+    # Bad data fails here, in one line, before TensorFlow starts and prints its own log lines.
+    dataset, train, validation = load_splits(data_dir, quick)
     config = config_for(model, quick)
     files = run_files(model, quick, runs_dir)
     if firmware_dir is None:
         firmware_dir = files.root / "firmware_models" if quick else Path("firmware_models")
-    dataset, train, validation = load_splits(data_dir, quick)
+    from train.convert import to_float_tflite, to_int8_tflite
+    from train.fit import train_float
+    from train.qat import load_float_model, load_qat_model, train_qat
+
     train_float(config, train, validation, files)
     train_qat(config, train, validation, files)
     to_float_tflite(load_float_model(config, files), files.float_model)
@@ -215,6 +221,49 @@ def quantize(
         max_drop=max_drop,
         firmware_dir=firmware_dir,
     )
+    report(
+        model=model, data_dir=data_dir, quick=quick, runs_dir=runs_dir, firmware_dir=firmware_dir
+    )
+
+
+OutDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out-dir",
+        help="Reports go into <out-dir>/<run name>/ [default: reports/<model>/; with --quick, "
+        "the run's own report/ folder, so a QUICK report never replaces a real one].",
+    ),
+]
+
+
+@app.command()
+def report(
+    model: ModelOption = "seed",
+    data_dir: DataDirOption = None,
+    quick: QuickOption = False,
+    runs_dir: RunsOption = Path("runs"),
+    out_dir: OutDirOption = None,
+    firmware_dir: FirmwareOption = None,
+) -> None:
+    """Plots and Markdown from a run's saved histories and predictions (runs no model)."""
+    from train.report import ReportError, load_run, write_report
+
+    files = run_files(model, quick, runs_dir)
+    if firmware_dir is None:
+        firmware_dir = files.root / "firmware_models" if quick else Path("firmware_models")
+    if out_dir is None:
+        out_dir = files.root / "report" if quick else Path("reports") / model
+    else:
+        out_dir = out_dir / files.root.name
+    try:
+        # The artefacts first: a run that never finished fails before the data set is read.
+        run = load_run(files, firmware_dir / f"{model}.card.json")
+        dataset, train, validation = load_splits(data_dir, quick)
+        index = write_report(run, dataset.test, train, validation, out_dir)
+    except ReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    print(f"wrote the report: {index}", file=sys.stderr)
 
 
 def main() -> None:

@@ -1,0 +1,174 @@
+"""`make quantize QUICK=1` end to end, resume after a kill, the accuracy gate and bad input.
+
+These run the real command line (`python -m train ...`, what the Makefile runs) in a subprocess.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_cifar.interpreter import Model
+from train import data
+from train.cli import QUICK_TEST
+from train.convert import non_integer_tensors
+
+pytestmark = pytest.mark.slow
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_train(*args: str, cifar10_dir: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CIFAR10_DIR": str(cifar10_dir or "")}
+    return subprocess.run(
+        [sys.executable, "-m", "train", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, cifar10_dir):
+    runs = tmp_path_factory.mktemp("runs")
+    result = run_train("quantize", "--quick", "--runs-dir", str(runs), cifar10_dir=cifar10_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return runs / "seed-quick", result
+
+
+def test_quick_quantize_ships_a_full_integer_int8_model(quick_run):
+    run_dir, _ = quick_run
+    firmware = run_dir / "firmware_models"
+    shipped = sorted(p.name for p in firmware.iterdir())
+    assert shipped == [
+        "labels.txt",
+        "seed.card.json",
+        "seed.card.md",
+        "seed_float.tflite",
+        "seed_int8.tflite",
+    ]
+    int8 = Model(firmware / "seed_int8.tflite")
+    assert non_integer_tensors(firmware / "seed_int8.tflite") == []
+    assert (int8.input.dtype, int8.output.dtype) == ("int8", "int8")
+    # The pixel scaling 1/255 lives in the input's quantization: a pixel p arrives as p - 128.
+    assert int8.input.scale == pytest.approx(1 / 255, rel=1e-3)
+    assert int8.input.zero_point == -128
+    assert Model(firmware / "seed_float.tflite").input.dtype == "float32"
+
+
+def test_reevaluating_the_shipped_int8_model_reproduces_its_card(quick_run, cifar10_dir):
+    from train.evaluate import tflite_scores
+
+    run_dir, _ = quick_run
+    card = json.loads((run_dir / "firmware_models" / "seed.card.json").read_text())
+    test = data.subset(data.load(cifar10_dir).test, QUICK_TEST)
+    scores = tflite_scores(run_dir / "firmware_models" / "seed_int8.tflite", test.images)
+    assert float(np.mean(scores.argmax(axis=1) == test.labels)) == card["int8_accuracy"]
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert card["float_accuracy"] == evaluation["accuracy"]["float_keras"]
+    assert card["test_images"] == QUICK_TEST
+    assert card["command"] == "make quantize MODEL=seed QUICK=1"
+
+
+def test_history_records_every_epoch_of_both_phases(quick_run):
+    run_dir, _ = quick_run
+    float_history = json.loads((run_dir / "float_history.json").read_text())
+    qat_history = json.loads((run_dir / "qat_history.json").read_text())
+    assert [e["epoch"] for e in float_history] == [0, 1, 2]
+    assert [e["phase"] for e in qat_history] == ["qat"]
+    for metric in ("loss", "accuracy", "precision", "recall"):
+        assert metric in float_history[-1] and f"val_{metric}" in float_history[-1]
+    # Training learns: the last epoch's loss is below the first's.
+    assert float_history[-1]["loss"] < float_history[0]["loss"]
+
+
+def test_accuracy_gate_fails_and_ships_nothing(quick_run, cifar10_dir):
+    run_dir, _ = quick_run
+    result = run_train(
+        "evaluate",
+        "--quick",
+        "--runs-dir",
+        str(run_dir.parent),
+        "--max-drop",
+        "-100",
+        cifar10_dir=cifar10_dir,
+    )
+    assert result.returncode == 1
+    assert "nothing shipped" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, cifar10_dir):
+    history = tmp_path / "seed-quick" / "float_history.json"
+    args = [sys.executable, "-m", "train", "fit", "--quick", "--runs-dir", str(tmp_path)]
+    env = {**os.environ, "CIFAR10_DIR": str(cifar10_dir)}
+    first = subprocess.Popen(
+        args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 600
+    while not (history.exists() and json.loads(history.read_text())):
+        assert first.poll() is None, "training ended before its first epoch was saved"
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    epoch_zero = json.loads(history.read_text())[0]
+    assert not (tmp_path / "seed-quick" / "float.h5").exists()
+
+    resumed = run_train("fit", "--quick", "--runs-dir", str(tmp_path), cifar10_dir=cifar10_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from the checkpoint" in resumed.stderr
+    entries = json.loads(history.read_text())
+    assert [e["epoch"] for e in entries] == [0, 1, 2]
+    assert entries[0] == epoch_zero  # the finished epoch was not trained again
+    assert (tmp_path / "seed-quick" / "float.h5").exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("missing", "not a directory"),
+        ("truncated", "not a whole number"),
+        ("label10", "has label 10"),
+        ("checksum", "checksum mismatch"),
+    ],
+)
+def test_bad_data_is_one_line_and_leaves_firmware_untouched(tmp_path, cifar10_dir, damage, message):
+    folder = tmp_path / "cifar"
+    if damage != "missing":
+        folder.mkdir()
+        for source in cifar10_dir.iterdir():
+            (folder / source.name).symlink_to(source)
+        batch = folder / "data_batch_1.bin"
+        content = bytearray(batch.read_bytes())
+        batch.unlink()
+        if damage == "truncated":
+            content = content[:-7]
+        elif damage == "label10":
+            content[0] = 10
+        else:
+            content[5] ^= 1
+        if damage != "checksum":
+            (folder / "SHA256SUMS").unlink()
+        batch.write_bytes(bytes(content))
+    firmware = tmp_path / "firmware"
+    result = run_train(
+        "quantize",
+        "--data-dir",
+        str(folder),
+        "--firmware-dir",
+        str(firmware),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert not firmware.exists()
