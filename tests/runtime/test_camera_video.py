@@ -120,7 +120,7 @@ def test_min_score_turns_low_scores_into_uncertain(cli, camera_frames, cifar_vid
     assert any(f["label"] == UNCERTAIN for f in result.json_lines())
 
 
-def test_smooth_is_an_exponential_moving_average_of_the_frame_scores(cli, cifar_video):
+def test_smooth_is_an_exponential_moving_average_of_the_frame_scores(cli, model_path, cifar_video):
     frames = 2 * HOLD  # one image change inside the run
     common = ("camera", "--device", cifar_video[0], "--headless", "--top-k", 10)
     raw = cli(*common, "--max-frames", frames).json_lines()
@@ -138,7 +138,7 @@ def test_smooth_is_an_exponential_moving_average_of_the_frame_scores(cli, cifar_
     assert smoothed[0]["label"] == raw[0]["label"]
 
 
-def test_save_writes_the_annotated_frames_to_a_video(cli, cifar_video, tmp_path):
+def test_save_writes_the_annotated_frames_to_a_video(cli, model_path, cifar_video, tmp_path):
     out = tmp_path / "annotated.avi"
     result = cli(
         "camera",
