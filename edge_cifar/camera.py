@@ -125,6 +125,12 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+def discard_closed_stream(stream: IO[str]) -> None:
+    """Point a stream whose reader went away at /dev/null, so Python's flush at exit stays quiet."""
+    with contextlib.suppress(OSError, ValueError):  # not a real file (a test's StringIO)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
 class JsonLinesSink:
     """One JSON object per frame on a text stream (stdout by default)."""
 
@@ -136,9 +142,7 @@ class JsonLinesSink:
             self.stream.write(json.dumps(result.as_json()) + "\n")
             self.stream.flush()
         except BrokenPipeError:  # `edge-cifar camera | head`: the reader has had enough
-            # Point stdout at /dev/null so Python's final flush at exit does not fail again.
-            with contextlib.suppress(OSError, ValueError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            discard_closed_stream(self.stream)
             return "output closed"
         return None
 

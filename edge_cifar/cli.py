@@ -7,6 +7,7 @@ exit code 2; `classify` exits 1 when some of its images failed and the rest were
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -25,6 +26,7 @@ from edge_cifar.camera import (
     Sink,
     VideoFileSink,
     WindowSink,
+    discard_closed_stream,
     run,
     window_problem,
 )
@@ -78,6 +80,9 @@ def one_line_errors() -> Iterator[None]:
     except (ModelError, BackendError, SourceError, FrameError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    except BrokenPipeError:  # `edge-cifar classify ... | head`: the reader stopped, not an error
+        discard_closed_stream(sys.stdout)
+        raise typer.Exit(0) from None
     except cv2.error as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else "OpenCV error"
         typer.echo(f"error: OpenCV: {reason}", err=True)
