@@ -230,8 +230,8 @@ OutDirOption = Annotated[
     Path | None,
     typer.Option(
         "--out-dir",
-        help="Reports go into <out-dir>/<run name>/ [default: reports/<model>/; with --quick, "
-        "the run's own report/ folder, so a QUICK report never replaces a real one].",
+        help="Write the report into <out-dir>/<run folder name>/ (default: reports/<model>/; "
+        "with --quick, the run's own report/ folder, so a QUICK report never replaces a real one).",
     ),
 ]
 
