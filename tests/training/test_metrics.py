@@ -26,11 +26,21 @@ def test_report_matches_scikit_learn_including_a_never_predicted_class(seed):
     )
     assert ours["accuracy"] == pytest.approx(oracle["accuracy"], abs=1e-12)
     for name in CLASS_NAMES:
-        for key, oracle_key in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
-            assert ours["per_class"][name][key] == pytest.approx(oracle[name][oracle_key], abs=1e-12)
+        for key, oracle_key in (
+            ("precision", "precision"),
+            ("recall", "recall"),
+            ("f1", "f1-score"),
+        ):
+            assert ours["per_class"][name][key] == pytest.approx(
+                oracle[name][oracle_key], abs=1e-12
+            )
         assert ours["per_class"][name]["support"] == oracle[name]["support"]
     for ours_key, oracle_key in (("macro_avg", "macro avg"), ("weighted_avg", "weighted avg")):
-        for key, oracle_name in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
+        for key, oracle_name in (
+            ("precision", "precision"),
+            ("recall", "recall"),
+            ("f1", "f1-score"),
+        ):
             assert ours[ours_key][key] == pytest.approx(oracle[oracle_key][oracle_name], abs=1e-12)
     expected_matrix = sklearn_confusion(labels, predictions, labels=range(10))
     np.testing.assert_array_equal(ours["confusion_matrix"], expected_matrix)
