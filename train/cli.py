@@ -46,6 +46,10 @@ def load_splits(data_dir: Path | None, quick: bool) -> tuple[data.Cifar10, data.
     return dataset, train, validation
 
 
+def default_firmware_dir(files: RunFiles, quick: bool) -> Path:
+    return files.root / "firmware_models" if quick else Path("firmware_models")
+
+
 def config_for(model: str, quick: bool) -> ModelConfig:
     # Imported here: the model builders load TensorFlow, which a data error should not wait for.
     from train.models import get_config
@@ -118,8 +122,8 @@ FirmwareOption = Annotated[
     Path | None,
     typer.Option(
         "--firmware-dir",
-        help="Where shipped models and their cards go [default: firmware_models/; with --quick, "
-        "the run's own folder, so a QUICK model never replaces a shipped one].",
+        help="Where shipped models and their cards go (default: firmware_models/; with --quick, "
+        "the run's own folder, so a QUICK model never replaces a shipped one).",
     ),
 ]
 
@@ -202,8 +206,7 @@ def quantize(
     dataset, train, validation = load_splits(data_dir, quick)
     config = config_for(model, quick)
     files = run_files(model, quick, runs_dir)
-    if firmware_dir is None:
-        firmware_dir = files.root / "firmware_models" if quick else Path("firmware_models")
+    firmware_dir = firmware_dir or default_firmware_dir(files, quick)
     from train.convert import to_float_tflite, to_int8_tflite
     from train.fit import train_float
     from train.qat import load_float_model, load_qat_model, train_qat
@@ -249,8 +252,7 @@ def report(
     from train.report import ReportError, load_run, write_report
 
     files = run_files(model, quick, runs_dir)
-    if firmware_dir is None:
-        firmware_dir = files.root / "firmware_models" if quick else Path("firmware_models")
+    firmware_dir = firmware_dir or default_firmware_dir(files, quick)
     if out_dir is None:
         out_dir = files.root / "report" if quick else Path("reports") / model
     else:
