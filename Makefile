@@ -10,8 +10,10 @@ TRAIN_VENV := .venv
 LITERT_VENV := .venv-litert
 TFLITE_VENV := .venv-tflite
 PIP_FLAGS := --quiet --disable-pip-version-check
+# The runtime venvs install the package as a device would (not editable): rebuild on a code or model change.
+RUNTIME_FILES := pyproject.toml $(wildcard edge_cifar/*.py) $(wildcard firmware_models/*)
 
-.PHONY: setup demo quantize report test lint test-train test-runtime bench clean
+.PHONY: setup demo quantize report samples test lint test-train test-runtime bench clean
 
 # --- environments -------------------------------------------------------------------------------
 # Training + development: TensorFlow, tf_keras, tfmot, LiteRT, the linters.
@@ -21,13 +23,13 @@ $(TRAIN_VENV)/.installed: pyproject.toml
 	touch $@
 
 # The device's view: the runtime with LiteRT and no TensorFlow.
-$(LITERT_VENV)/.installed: pyproject.toml
+$(LITERT_VENV)/.installed: $(RUNTIME_FILES)
 	$(PYTHON) -m venv $(LITERT_VENV)
 	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) '.[litert]' pytest==9.2.0
 	touch $@
 
 # The design card's tflite-runtime (2.14, built against NumPy 1.x), no TensorFlow.
-$(TFLITE_VENV)/.installed: pyproject.toml
+$(TFLITE_VENV)/.installed: $(RUNTIME_FILES)
 	$(PYTHON) -m venv $(TFLITE_VENV)
 	$(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) '.[tflite]' pytest==9.2.0
 	touch $@
@@ -44,6 +46,10 @@ quantize: $(TRAIN_VENV)/.installed
 
 report: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train report --model $(MODEL)
+
+# The sample video and images `make demo` uses, cut from the CIFAR-10 test set.
+samples: $(TRAIN_VENV)/.installed
+	$(TRAIN_VENV)/bin/python -m train.samples
 
 bench: $(LITERT_VENV)/.installed
 	$(LITERT_VENV)/bin/edge-cifar bench firmware_models/*.tflite --threads 1

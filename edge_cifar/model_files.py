@@ -56,7 +56,7 @@ def card_accuracy(model_path: Path, quantized: bool) -> float | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     value = (
-        content.get("int8_accuracy" if quantized else "float_accuracy")
+        content.get("int8_accuracy" if quantized else "float_tflite_accuracy")
         if isinstance(content, dict)
         else None
     )

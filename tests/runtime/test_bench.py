@@ -13,7 +13,7 @@ def carded_models(tmp_path, model_path, float_model_path):
     """Copies of the INT8 and float models with a model card beside them."""
     for source in (model_path, float_model_path):
         shutil.copy(source, tmp_path / source.name)
-    card = {"int8_accuracy": 0.80, "float_accuracy": 0.82}
+    card = {"int8_accuracy": 0.80, "float_tflite_accuracy": 0.82}
     (tmp_path / f"{model_path.stem.removesuffix('_int8')}.card.json").write_text(json.dumps(card))
     return tmp_path / model_path.name, tmp_path / float_model_path.name
 

@@ -46,7 +46,7 @@ def write_card(folder, content):
 
 def test_the_card_gives_the_accuracy_of_the_right_variant(tmp_path):
     int8, float_model = write_card(
-        tmp_path, json.dumps({"int8_accuracy": 0.81, "float_accuracy": 0.83})
+        tmp_path, json.dumps({"int8_accuracy": 0.81, "float_tflite_accuracy": 0.83})
     )
     assert card_path(int8) == tmp_path / "seed.card.json" == card_path(float_model)
     assert card_accuracy(int8, quantized=True) == 0.81
