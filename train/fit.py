@@ -7,6 +7,8 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,59 +95,61 @@ def compile_for_training(
     )
 
 
-def run_phase(
-    model: keras.Model,
-    phase: str,
+@dataclass(frozen=True)
+class Phase:
+    """One training phase: its name, its schedule and the weights file it leaves."""
+
+    name: str
+    epochs: int
+    peak_lr: float
+    warmup_epochs: int
+    weights: Path
+
+
+def train_phase(
+    phase: Phase,
+    build: Callable[[], keras.Model],
     *,
     recipe: Recipe,
     train: Split,
     validation: Split,
-    epochs: int,
-    peak_lr: float,
-    warmup_epochs: int,
     files: RunFiles,
-) -> None:
-    """Train `model` for `epochs`, resuming from the phase's checkpoint when one exists."""
+) -> Path:
+    """Train the model `build` returns, unless the phase's weights exist; resumes from the phase's
+    checkpoint when one exists. Returns the weights file."""
+    if phase.weights.exists():
+        print(f"{phase.name}: weights exist, not training: {phase.weights}", file=sys.stderr)
+        return phase.weights
+    seed_everything(recipe.seed)
+    model = build()
     steps = len(train) // recipe.batch_size
-    compile_for_training(model, recipe, peak_lr, warmup_epochs, epochs, steps)
-    backup_dir = files.backup_dir(phase)
+    compile_for_training(model, recipe, phase.peak_lr, phase.warmup_epochs, phase.epochs, steps)
+    backup_dir = files.backup_dir(phase.name)
     if backup_dir.exists():
-        print(f"{phase}: resuming from the checkpoint in {backup_dir}", file=sys.stderr)
+        print(f"{phase.name}: resuming from the checkpoint in {backup_dir}", file=sys.stderr)
     model.fit(
         training_dataset(train, recipe.batch_size, recipe.seed),
-        epochs=epochs,
+        epochs=phase.epochs,
         validation_data=evaluation_dataset(validation),
         callbacks=[
             keras.callbacks.BackupAndRestore(str(backup_dir)),
-            HistoryLog(files.history(phase), phase),
+            HistoryLog(files.history(phase.name), phase.name),
             keras.callbacks.TerminateOnNaN(),
         ],
         # A progress bar per step on a terminal; one line per epoch in a log file.
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    save_weights(model, phase.weights)
+    return phase.weights
 
 
 def train_float(config: ModelConfig, train: Split, validation: Split, files: RunFiles) -> Path:
     """Train the float model unless its weights exist; returns the weights file."""
-    if files.float_weights.exists():
-        print(f"float model exists: {files.float_weights}", file=sys.stderr)
-        return files.float_weights
     recipe = config.recipe
-    seed_everything(recipe.seed)
-    model = config.build()
-    run_phase(
-        model,
-        "float",
-        recipe=recipe,
-        train=train,
-        validation=validation,
-        epochs=recipe.epochs,
-        peak_lr=recipe.peak_lr,
-        warmup_epochs=recipe.warmup_epochs,
-        files=files,
+    phase = Phase("float", recipe.epochs, recipe.peak_lr, recipe.warmup_epochs, files.float_weights)
+    return train_phase(
+        phase, config.build, recipe=recipe, train=train, validation=validation, files=files
     )
-    save_weights(model, files.float_weights)
-    return files.float_weights
 
 
 def save_weights(model: keras.Model, path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import tensorflow_model_optimization as tfmot
@@ -10,7 +9,7 @@ import tf_keras as keras
 
 from train.artifacts import RunFiles
 from train.data import Split
-from train.fit import run_phase, save_weights, seed_everything
+from train.fit import Phase, train_phase
 from train.models import ModelConfig
 
 
@@ -34,22 +33,14 @@ def load_qat_model(config: ModelConfig, files: RunFiles) -> keras.Model:
 
 def train_qat(config: ModelConfig, train: Split, validation: Split, files: RunFiles) -> Path:
     """Fine-tune with fake quantization unless the QAT weights exist; returns the weights file."""
-    if files.qat_weights.exists():
-        print(f"QAT model exists: {files.qat_weights}", file=sys.stderr)
-        return files.qat_weights
     recipe = config.recipe
-    seed_everything(recipe.seed)
-    model = quantize_aware(load_float_model(config, files))
-    run_phase(
-        model,
-        "qat",
+    # No warm-up: QAT starts from a trained model, at a small step that only decays.
+    phase = Phase("qat", recipe.qat_epochs, recipe.qat_lr, 0, files.qat_weights)
+    return train_phase(
+        phase,
+        lambda: quantize_aware(load_float_model(config, files)),
         recipe=recipe,
         train=train,
         validation=validation,
-        epochs=recipe.qat_epochs,
-        peak_lr=recipe.qat_lr,
-        warmup_epochs=0,
         files=files,
     )
-    save_weights(model, files.qat_weights)
-    return files.qat_weights
