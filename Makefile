@@ -54,6 +54,12 @@ samples: $(TRAIN_VENV)/.installed
 bench: $(LITERT_VENV)/.installed
 	$(LITERT_VENV)/bin/edge-cifar bench firmware_models/*.tflite --threads 1
 
+.PHONY: firmware pi-check
+# Each INT8 model as C++ for TFLite Micro (<model>_int8.h/.cc), after running it in TFLite Micro
+# against LiteRT's reference kernels on CIFAR-10 test images; arena and ops go into its card.
+firmware: $(TRAIN_VENV)/.installed
+	$(TRAIN_VENV)/bin/python -m train.firmware
+
 # --- checks -------------------------------------------------------------------------------------
 lint: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/ruff check .
@@ -67,6 +73,12 @@ test-train: $(TRAIN_VENV)/.installed
 test-runtime: $(LITERT_VENV)/.installed $(TFLITE_VENV)/.installed
 	EDGE_CIFAR_EXPECT_RUNTIME=litert $(LITERT_VENV)/bin/pytest tests/runtime
 	EDGE_CIFAR_EXPECT_RUNTIME=tflite-runtime $(TFLITE_VENV)/bin/pytest tests/runtime
+
+# The runtime on an emulated Raspberry Pi 4 and 5 (arm64 bookworm under qemu user mode, cached in
+# .pi/): classify, camera, bench and the runtime's tests; its labels must equal the x86 run's.
+PI_MODEL ?= firmware_models/$(MODEL)_int8.tflite
+pi-check: $(LITERT_VENV)/.installed
+	HOST_VENV=$(LITERT_VENV) PI_MODEL=$(PI_MODEL) bash pi/check.sh
 
 test: lint test-train test-runtime
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Build (once, then cached in $PI_DIR) what the emulated Raspberry Pi runs:
+#   $PI_DIR/root  an arm64 Debian bookworm userland with python3.11 (what Raspberry Pi OS bookworm
+#                 is built on: Python 3.11, glibc 2.36), made by mmdebstrap without running
+#                 anything emulated (--variant=extract unpacks the packages, runs no scripts);
+#   $PI_DIR/site  the runtime's pinned aarch64 wheels (pi/requirements.txt), installed by the
+#                 host's pip into a --target folder.
+# Usage: pi/build.sh HOST_PYTHON   (a Python with pip: the runtime venv's)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+host_python=${1:?usage: pi/build.sh HOST_PYTHON}
+pi_dir=${PI_DIR:-.pi}
+mkdir -p "$pi_dir"
+
+# A fresh machine has neither tool: install them from Debian (CI runs as root; elsewhere sudo).
+missing=()
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+if ((${#missing[@]})); then
+  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+  echo "installing ${missing[*]}"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Each folder is rebuilt when what it is built from changes; built beside, then renamed into
+# place, so an interrupted build is never taken for a finished one.
+root_key=$(sha256sum pi/build.sh | cut -c1-16)
+if [ "$(cat "$pi_dir/root.key" 2>/dev/null)" != "$root_key" ]; then
+  echo "building the arm64 bookworm userland (mmdebstrap, ~20 s)"
+  rm -rf "$pi_dir/root" "$pi_dir/root.new" "$pi_dir/root.key"
+  # No mirror named: mmdebstrap's default for a stable release, with its updates and security.
+  if ! mmdebstrap --arch=arm64 --variant=extract --include=python3,libstdc++6 \
+    bookworm "$pi_dir/root.new" >"$pi_dir/mmdebstrap.log" 2>&1; then
+    tail -20 "$pi_dir/mmdebstrap.log" >&2
+    echo "error: mmdebstrap failed (log: $pi_dir/mmdebstrap.log)" >&2
+    exit 1
+  fi
+  # pi/python puts the emulated CPU's /proc/cpuinfo here (see there why).
+  mkdir -p "$pi_dir/root.new/proc"
+  mv "$pi_dir/root.new" "$pi_dir/root"
+  echo "$root_key" >"$pi_dir/root.key"
+fi
+
+site_key=$( (cat pi/requirements.txt pi/build.sh) | sha256sum | cut -c1-16)
+if [ "$(cat "$pi_dir/site.key" 2>/dev/null)" != "$site_key" ]; then
+  echo "installing the aarch64 wheels (pi/requirements.txt)"
+  rm -rf "$pi_dir/site" "$pi_dir/site.new" "$pi_dir/site.key"
+  # pip takes each --platform literally: list every glibc a bookworm system accepts (2.17..2.36),
+  # as pip on the Pi itself would; ai-edge-litert is manylinux_2_27, OpenCV manylinux_2_28.
+  platforms=(--platform manylinux2014_aarch64)
+  for minor in $(seq 17 36); do platforms+=(--platform "manylinux_2_${minor}_aarch64"); done
+  "$host_python" -m pip install --quiet --disable-pip-version-check --target "$pi_dir/site.new" \
+    "${platforms[@]}" --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 \
+    -r pi/requirements.txt
+  mv "$pi_dir/site.new" "$pi_dir/site"
+  echo "$site_key" >"$pi_dir/site.key"
+fi

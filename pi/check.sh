@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# make pi-check: the device runtime on an emulated Raspberry Pi (arm64 Debian bookworm under qemu
+# user-mode emulation) must predict what it predicts on x86, on the same images and video frames.
+#   HOST_VENV  the x86 runtime venv whose predictions are the reference (default .venv-litert)
+#   PI_MODEL   the model both run (default firmware_models/seed_int8.tflite)
+#   PI_CPUS    emulated cores (default "cortex-a72 cortex-a76": a Raspberry Pi 4 and a Pi 5)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+host_venv=${HOST_VENV:-.venv-litert}
+model=${PI_MODEL:-firmware_models/seed_int8.tflite}
+cpus=${PI_CPUS:-cortex-a72 cortex-a76}
+export PI_DIR=${PI_DIR:-.pi}
+out=$PI_DIR/out
+start=$SECONDS
+current="setup"
+trap 'echo "pi-check: FAILED at: $current ($((SECONDS - start)) s)" >&2' ERR
+step() {
+  current=$*
+  printf '\n== %s  [%d s]\n' "$current" $((SECONDS - start))
+}
+
+[ -f "$model" ] || { echo "error: no model $model (make quantize ships it; PI_MODEL=path picks another)" >&2; exit 2; }
+[ -x "$host_venv/bin/edge-cifar" ] || { echo "error: no $host_venv/bin/edge-cifar (make $host_venv/.installed)" >&2; exit 2; }
+
+step "arm64 bookworm userland and aarch64 wheels (cached in $PI_DIR)"
+pi/build.sh "$host_venv/bin/python"
+
+step "edge-cifar from the working tree, installed as a wheel (pure Python)"
+rm -rf "$PI_DIR/app"
+"$host_venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+  --target "$PI_DIR/app" .
+rm -rf "$out" && mkdir -p "$out"
+
+step "the x86 reference run ($host_venv)"
+"$host_venv/bin/edge-cifar" classify samples/images --json --model "$model" >"$out/classify-x86.jsonl"
+"$host_venv/bin/edge-cifar" camera --device samples/cifar_test.avi --headless --max-frames 60 \
+  --model "$model" >"$out/camera-x86.jsonl" 2>"$out/camera-x86.log"
+
+# -P: import the installed wheel, not the checkout's edge_cifar/ in the current directory.
+emulated() { pi/python -P -m edge_cifar "$@"; }
+
+for cpu in $cpus; do
+  export PI_CPU=$cpu
+  step "$cpu: what the emulated Pi runs"
+  pi/python -P - <<'PY'
+import platform
+from importlib.metadata import version
+
+import cv2
+import numpy
+
+from edge_cifar.interpreter import load_backend
+
+print(
+    f"{platform.machine()}, Python {platform.python_version()}, glibc {platform.libc_ver()[1]}, "
+    f"{load_backend().name} {version('ai-edge-litert')}, NumPy {numpy.__version__}, "
+    f"OpenCV {cv2.__version__}"
+)
+PY
+
+  step "$cpu: edge-cifar classify samples/images --json"
+  emulated classify samples/images --json --model "$model" >"$out/classify-$cpu.jsonl"
+  "$host_venv/bin/python" pi/compare.py classify "$out/classify-x86.jsonl" "$out/classify-$cpu.jsonl"
+
+  step "$cpu: edge-cifar camera --device samples/cifar_test.avi --headless --max-frames 60"
+  emulated camera --device samples/cifar_test.avi --headless --max-frames 60 --model "$model" \
+    >"$out/camera-$cpu.jsonl" 2>"$out/camera-$cpu.log"
+  cat "$out/camera-$cpu.log"
+  "$host_venv/bin/python" pi/compare.py camera "$out/camera-x86.jsonl" "$out/camera-$cpu.jsonl"
+done
+
+export PI_CPU=cortex-a72
+step "cortex-a72: edge-cifar bench --runs 20 (emulated: the figures are qemu's, not a Pi's)"
+emulated bench "$model" --runs 20
+
+# The runtime's tests, less those that start `python -m edge_cifar` as a child process: qemu
+# user mode does not follow an exec, and without binfmt_misc (root, a mount) the host kernel
+# cannot start an aarch64 program. test_cli_errors.py and test_cli_endings.py are all such.
+step "cortex-a72: the runtime's tests (a named subset)"
+mkdir -p "$PI_DIR/tmp"
+EDGE_CIFAR_EXPECT_RUNTIME=litert TMPDIR=$PWD/$PI_DIR/tmp pi/python -m pytest -q \
+  -p no:cacheprovider --basetemp "$PWD/$PI_DIR/tmp/pytest" \
+  tests/runtime/test_preprocess.py tests/runtime/test_sources.py \
+  tests/runtime/test_camera_loop.py tests/runtime/test_camera_video.py \
+  tests/runtime/test_classify.py tests/runtime/test_bench.py tests/runtime/test_model_files.py \
+  tests/runtime/test_backend.py \
+  --deselect tests/runtime/test_backend.py::test_the_runtime_and_its_cli_never_import_tensorflow
+
+current="done"
+echo
+echo "pi-check: passed in $((SECONDS - start)) s: the emulated Pi ($cpus) predicts x86's labels"
