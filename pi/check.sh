@@ -70,6 +70,13 @@ PY
 done
 
 export PI_CPU=cortex-a72
+# The README's venv for the camera module: apt's picamera2 needs NumPy 1.x, so pip picks NumPy 1.26
+# and OpenCV 4.11 there: those must classify alike too.
+step "cortex-a72, NumPy 1.x (the picamera2 venv): edge-cifar classify samples/images --json"
+PI_SITE=site-numpy1 emulated classify samples/images --json --model "$model" \
+  >"$out/classify-numpy1.jsonl"
+"$host_venv/bin/python" pi/compare.py classify "$out/classify-x86.jsonl" "$out/classify-numpy1.jsonl"
+
 step "cortex-a72: edge-cifar bench --runs 20 (emulated: the figures are qemu's, not a Pi's)"
 emulated bench "$model" --runs 20
 

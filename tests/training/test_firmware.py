@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("tflite_micro", reason="tflite-micro has x86-64 Linux wheels only")
 
-from edge_cifar.interpreter import Model
+from edge_cifar.interpreter import Model, ModelError
 from train import firmware
 from train.firmware import FirmwareError
 
@@ -109,6 +109,13 @@ def test_an_op_tflite_micro_lacks_fails_the_check_with_its_name(small_model, tmp
     unsupported.write_bytes(with_op_replaced(small_model.read_bytes(), "MEAN", "UNIQUE"))
     with pytest.raises(FirmwareError, match="TFLite Micro has no kernel for op UNIQUE"):
         firmware.check_model(unsupported, cifar_test.images[:5])
+
+
+def test_a_file_that_is_no_model_fails_before_tflite_micro_sees_it(tmp_path, cifar_test):
+    not_a_model = tmp_path / "broken_int8.tflite"
+    not_a_model.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelError, match="not a TFLite model"):
+        firmware.check_model(not_a_model, cifar_test.images[:1])
 
 
 def test_the_arena_is_the_smallest_size_that_allocates_and_what_tflite_micro_reports(
