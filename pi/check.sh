@@ -13,7 +13,8 @@ export PI_DIR=${PI_DIR:-.pi}
 out=$PI_DIR/out
 start=$SECONDS
 current="setup"
-trap 'echo "pi-check: FAILED at: $current ($((SECONDS - start)) s)" >&2' ERR
+# An EXIT trap, not ERR: set -e leaves from inside a function before an ERR trap would run.
+trap 'status=$?; [ "$status" = 0 ] || echo "pi-check: FAILED at: $current ($((SECONDS - start)) s)" >&2' EXIT
 step() {
   current=$*
   printf '\n== %s  [%d s]\n' "$current" $((SECONDS - start))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 KEYS = {"classify": "path", "camera": "frame"}
+SHOWN = 20  # differences listed; the rest are counted
 
 
 def records(path: Path, key: str) -> dict[str, dict[str, Any]]:
@@ -34,8 +35,8 @@ def compare(kind: str, x86_path: Path, pi_path: Path) -> list[str]:
     x86, pi = records(x86_path, key), records(pi_path, key)
     if not x86:
         return [f"{x86_path}: no predictions to compare"]
-    problems = [f"only in the x86 run: {k}" for k in x86.keys() - pi.keys()]
-    problems += [f"only in the emulated run: {k}" for k in pi.keys() - x86.keys()]
+    problems = [f"only in the x86 run: {key} {k}" for k in x86 if k not in pi]
+    problems += [f"only in the emulated run: {key} {k}" for k in pi if k not in x86]
     shared = [k for k in x86 if k in pi]
     problems += [
         f"{key} {k}: x86 {outcome(x86[k])}  emulated {outcome(pi[k])}"
@@ -60,8 +61,10 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     problems = compare(argv[0], Path(argv[1]), Path(argv[2]))
-    for problem in problems:
+    for problem in problems[:SHOWN]:
         print(f"  {problem}", file=sys.stderr)
+    if len(problems) > SHOWN:
+        print(f"  ... and {len(problems) - SHOWN} more", file=sys.stderr)
     if problems:
         print(f"error: the emulated Pi's {argv[0]} predictions differ from x86's", file=sys.stderr)
     return 1 if problems else 0

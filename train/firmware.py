@@ -181,10 +181,6 @@ class TflmCheck:
     max_output_diff_steps: int
     tflm_version: str
 
-    @property
-    def name(self) -> str:
-        return self.model_path.stem
-
     def card_fields(self) -> dict[str, Any]:
         return {
             "tflm_arena_bytes": self.arena_bytes,
