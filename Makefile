@@ -80,7 +80,7 @@ PI_MODEL ?= firmware_models/$(MODEL)_int8.tflite
 pi-check: $(LITERT_VENV)/.installed
 	HOST_VENV=$(LITERT_VENV) PI_MODEL=$(PI_MODEL) bash pi/check.sh
 
-test: lint test-train test-runtime
+test: lint test-train test-runtime pi-check
 
 clean:
 	rm -rf $(TRAIN_VENV) $(LITERT_VENV) $(TFLITE_VENV) build dist .mypy_cache .ruff_cache .pytest_cache
