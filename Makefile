@@ -43,6 +43,8 @@ demo: $(LITERT_VENV)/.installed
 
 quantize: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train quantize --model $(MODEL) $(if $(QUICK),--quick)
+	# A new card lacks the TFLite Micro figures and the C sources are stale: regenerate both.
+	$(if $(QUICK),,$(TRAIN_VENV)/bin/python -m train.firmware)
 
 report: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train report --model $(MODEL)

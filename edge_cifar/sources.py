@@ -194,6 +194,12 @@ class Picamera2Source:
             from picamera2 import Picamera2  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             raise SourceError(PICAMERA2_HINT) from None
+        except ValueError as error:
+            # apt's picamera2 (its simplejpeg) is built for NumPy 1.x: under NumPy 2 it fails with
+            # "numpy.dtype size changed" rather than an ImportError.
+            raise SourceError(
+                f"picamera2 cannot load with this NumPy ({error}); pip install 'numpy<2'"
+            ) from None
         self.name = PICAMERA2
         try:
             self._camera: Any = Picamera2()
