@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -60,6 +61,25 @@ def config_for(model: str, quick: bool) -> ModelConfig:
         raise typer.BadParameter(str(error.args[0])) from None
 
 
+@dataclass(frozen=True)
+class Run:
+    """What every step works on: the data, its splits, the model config and the run's files."""
+
+    dataset: data.Cifar10
+    train: data.Split
+    validation: data.Split
+    config: ModelConfig
+    files: RunFiles
+    quick: bool
+
+
+def prepare(model: str, data_dir: Path | None, quick: bool, runs_dir: Path) -> Run:
+    # The data first: bad data fails in one line before TensorFlow starts and prints its own logs.
+    dataset, train, validation = load_splits(data_dir, quick)
+    config = config_for(model, quick)
+    return Run(dataset, train, validation, config, run_files(model, quick, runs_dir), quick)
+
+
 @app.callback()
 def pipeline() -> None:
     """CIFAR-10 → float model → QAT → full-INT8 TFLite → evaluation → firmware_models/."""
@@ -73,11 +93,10 @@ def fit(
     runs_dir: RunsOption = Path("runs"),
 ) -> None:
     """Train the float model (resumes from its last checkpoint)."""
-    _, train, validation = load_splits(data_dir, quick)
-    config = config_for(model, quick)
+    run = prepare(model, data_dir, quick, runs_dir)
     from train.fit import train_float
 
-    train_float(config, train, validation, run_files(model, quick, runs_dir))
+    train_float(run.config, run.train, run.validation, run.files)
 
 
 @app.command()
@@ -88,11 +107,10 @@ def qat(
     runs_dir: RunsOption = Path("runs"),
 ) -> None:
     """Quantization-aware fine-tuning of the float model (resumes from its last checkpoint)."""
-    _, train, validation = load_splits(data_dir, quick)
-    config = config_for(model, quick)
+    run = prepare(model, data_dir, quick, runs_dir)
     from train.qat import train_qat
 
-    train_qat(config, train, validation, run_files(model, quick, runs_dir))
+    train_qat(run.config, run.train, run.validation, run.files)
 
 
 @app.command()
@@ -103,14 +121,16 @@ def convert(
     runs_dir: RunsOption = Path("runs"),
 ) -> None:
     """Write the float32 TFLite model and the full-integer INT8 TFLite model."""
-    _, train, _ = load_splits(data_dir, quick)
-    config = config_for(model, quick)
-    files = run_files(model, quick, runs_dir)
+    convert_models(prepare(model, data_dir, quick, runs_dir))
+
+
+def convert_models(run: Run) -> None:
     from train.convert import to_float_tflite, to_int8_tflite
     from train.qat import load_float_model, load_qat_model
 
-    to_float_tflite(load_float_model(config, files), files.float_model)
-    to_int8_tflite(load_qat_model(config, files), train, files.int8_model)
+    files = run.files
+    to_float_tflite(load_float_model(run.config, files), files.float_model)
+    to_int8_tflite(load_qat_model(run.config, files), run.train, files.int8_model)
     print(f"wrote {files.float_model} and {files.int8_model}", file=sys.stderr)
 
 
@@ -128,22 +148,14 @@ FirmwareOption = Annotated[
 ]
 
 
-def evaluate_and_ship(
-    config: ModelConfig,
-    files: RunFiles,
-    dataset: data.Cifar10,
-    split_sizes: tuple[int, int],
-    *,
-    quick: bool,
-    max_drop: float,
-    firmware_dir: Path | None,
-) -> None:
+def evaluate_and_ship(run: Run, *, max_drop: float, firmware_dir: Path | None) -> None:
     """Evaluate the three models; ship them when the INT8 drop is within `max_drop` points."""
     from train.evaluate import evaluate
     from train.qat import load_float_model
     from train.ship import build_card, ship
 
-    test = data.subset(dataset.test, QUICK_TEST) if quick else dataset.test
+    config, files = run.config, run.files
+    test = data.subset(run.dataset.test, QUICK_TEST) if run.quick else run.dataset.test
     float_model = load_float_model(config, files)
     result = evaluate(float_model, files, test)
     if result["int8_drop_pt"] > max_drop:
@@ -160,10 +172,10 @@ def evaluate_and_ship(
         files,
         result,
         parameters=int(float_model.count_params()),
-        data_sha256=dataset.sha256,
-        train_images=split_sizes[0],
-        validation_images=split_sizes[1],
-        command=f"make quantize MODEL={config.name}" + (" QUICK=1" if quick else ""),
+        data_sha256=run.dataset.sha256,
+        train_images=len(run.train),
+        validation_images=len(run.validation),
+        command=f"make quantize MODEL={config.name}" + (" QUICK=1" if run.quick else ""),
     )
     for path in ship(card, files, firmware_dir):
         print(f"shipped {path}", file=sys.stderr)
@@ -178,16 +190,8 @@ def evaluate(
     max_drop: MaxDropOption = 1.0,
 ) -> None:
     """Float Keras vs float TFLite vs INT8 TFLite on the test set; exit 1 if INT8 drops too much."""
-    dataset, train, validation = load_splits(data_dir, quick)
-    config = config_for(model, quick)
     evaluate_and_ship(
-        config,
-        run_files(model, quick, runs_dir),
-        dataset,
-        (len(train), len(validation)),
-        quick=quick,
-        max_drop=max_drop,
-        firmware_dir=None,
+        prepare(model, data_dir, quick, runs_dir), max_drop=max_drop, firmware_dir=None
     )
 
 
@@ -202,28 +206,15 @@ def quantize(
 ) -> None:
     """The whole pipeline: float training (if no float model yet), QAT, conversion, the accuracy
     check, and shipping to firmware_models/."""
-    # Bad data fails here, in one line, before TensorFlow starts and prints its own log lines.
-    dataset, train, validation = load_splits(data_dir, quick)
-    config = config_for(model, quick)
-    files = run_files(model, quick, runs_dir)
-    firmware_dir = firmware_dir or default_firmware_dir(files, quick)
-    from train.convert import to_float_tflite, to_int8_tflite
+    run = prepare(model, data_dir, quick, runs_dir)
+    firmware_dir = firmware_dir or default_firmware_dir(run.files, quick)
     from train.fit import train_float
-    from train.qat import load_float_model, load_qat_model, train_qat
+    from train.qat import train_qat
 
-    train_float(config, train, validation, files)
-    train_qat(config, train, validation, files)
-    to_float_tflite(load_float_model(config, files), files.float_model)
-    to_int8_tflite(load_qat_model(config, files), train, files.int8_model)
-    evaluate_and_ship(
-        config,
-        files,
-        dataset,
-        (len(train), len(validation)),
-        quick=quick,
-        max_drop=max_drop,
-        firmware_dir=firmware_dir,
-    )
+    train_float(run.config, run.train, run.validation, run.files)
+    train_qat(run.config, run.train, run.validation, run.files)
+    convert_models(run)
+    evaluate_and_ship(run, max_drop=max_drop, firmware_dir=firmware_dir)
     report(
         model=model, data_dir=data_dir, quick=quick, runs_dir=runs_dir, firmware_dir=firmware_dir
     )
