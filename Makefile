@@ -42,7 +42,7 @@ demo: $(LITERT_VENV)/.installed
 	$(LITERT_VENV)/bin/edge-cifar classify samples/images
 
 quantize: $(TRAIN_VENV)/.installed
-	$(TRAIN_VENV)/bin/python -m train quantize --model $(MODEL) $(if $(QUICK),--quick)
+	$(TRAIN_VENV)/bin/python -m train quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES))
 	# A new card lacks the TFLite Micro figures and the C sources are stale: regenerate both.
 	$(if $(QUICK),,$(TRAIN_VENV)/bin/python -m train.firmware)
 
@@ -53,8 +53,11 @@ report: $(TRAIN_VENV)/.installed
 samples: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train.samples
 
+# The frontier table of every shipped model, also kept in reports/bench.txt.
 bench: $(LITERT_VENV)/.installed
-	$(LITERT_VENV)/bin/edge-cifar bench firmware_models/*.tflite --threads 1
+	mkdir -p reports
+	$(LITERT_VENV)/bin/edge-cifar bench firmware_models/*.tflite --threads 1 > reports/.bench.txt
+	mv reports/.bench.txt reports/bench.txt && cat reports/bench.txt
 
 .PHONY: firmware pi-check
 # Each INT8 model as C++ for TFLite Micro (<model>_int8.h/.cc), after running it in TFLite Micro

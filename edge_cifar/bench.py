@@ -14,7 +14,7 @@ import numpy as np
 
 from edge_cifar.classifier import STAGES, Classifier
 from edge_cifar.interpreter import Model, TensorInfo
-from edge_cifar.model_files import card_accuracy
+from edge_cifar.model_files import REFERENCE_MODEL, card_accuracy, int8_filename
 
 FRAME_SHAPE = (480, 640, 3)  # a VGA camera frame, height x width x BGR
 DEFAULT_RUNS = 200
@@ -151,7 +151,7 @@ def _ratio(value: float | None, baseline: float | None) -> float | None:
 
 
 def ratios(bench: ModelBench, baseline: ModelBench) -> dict[str, float | None]:
-    """This model's figures divided by the baseline's (the first model given)."""
+    """This model's figures divided by the baseline's."""
     return {
         "size": _ratio(bench.size_bytes, baseline.size_bytes),
         "invoke_p50": _ratio(bench.invoke.p50, baseline.invoke.p50),
@@ -160,11 +160,41 @@ def ratios(bench: ModelBench, baseline: ModelBench) -> dict[str, float | None]:
     }
 
 
+def pick_baseline(benches: list[ModelBench]) -> ModelBench:
+    """The reference model's INT8 file when it is among them, else the first model given."""
+    reference = int8_filename(REFERENCE_MODEL)
+    return next((b for b in benches if b.path.name == reference), benches[0])
+
+
+def on_frontier(bench: ModelBench, benches: list[ModelBench]) -> bool:
+    """True when no other model is at least as accurate, as fast and as small, and better in one
+    of the three: the accuracy-per-millisecond-and-kilobyte frontier. Without an accuracy (no
+    model card) a model is not on it."""
+    if bench.accuracy is None:
+        return False
+    mine = (-bench.accuracy, bench.invoke.p50, bench.size_bytes)
+    for other in benches:
+        if other is bench or other.accuracy is None:
+            continue
+        theirs = (-other.accuracy, other.invoke.p50, other.size_bytes)
+        if theirs != mine and all(t <= m for t, m in zip(theirs, mine, strict=True)):
+            return False
+    return True
+
+
 def report_json(benches: list[ModelBench]) -> dict[str, object]:
+    baseline = pick_baseline(benches)
     return {
         "frame_shape": list(FRAME_SHAPE),
-        "baseline": str(benches[0].path),
-        "models": [{**b.as_json(), "ratios": ratios(b, benches[0])} for b in benches],
+        "baseline": str(baseline.path),
+        "models": [
+            {
+                **b.as_json(),
+                "ratios": ratios(b, baseline),
+                "frontier": on_frontier(b, benches),
+            }
+            for b in benches
+        ],
     }
 
 
@@ -206,26 +236,30 @@ def _format(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def comparison_table(benches: list[ModelBench]) -> str:
-    """Side by side, each figure with its ratio to the first model."""
-    baseline = benches[0]
-    header = ("model", "size KiB", "invoke p50 ms", "frame p50 ms", "accuracy")
+def frontier_table(benches: list[ModelBench]) -> str:
+    """The models from fastest to slowest, each figure with its ratio to the baseline, and a mark
+    on the ones no other model beats on accuracy, latency and size at once."""
+    baseline = pick_baseline(benches)
+    header = ("model", "accuracy", "size KiB", "invoke p50 ms", "frame p50 ms", "frontier")
     rows = [header]
-    for bench in benches:
+    for bench in sorted(benches, key=lambda b: b.invoke.p50):
         r = ratios(bench, baseline)
         rows.append(
             (
                 bench.path.name,
+                f"{_format(bench.accuracy, '.4f')} (x{_format(r['accuracy'], '.3f')})",
                 f"{bench.size_bytes / 1024:.1f} (x{_format(r['size'], '.2f')})",
                 f"{bench.invoke.p50:.3f} (x{_format(r['invoke_p50'], '.2f')})",
                 f"{bench.frame.p50:.3f} (x{_format(r['frame_p50'], '.2f')})",
-                f"{_format(bench.accuracy, '.4f')} (x{_format(r['accuracy'], '.3f')})",
+                "*" if on_frontier(bench, benches) else "",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
-    )
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    return "\n".join([*lines, f"ratios (x) are to {baseline.path.name}; * = on the frontier"])
 
 
 def model_facts_json(model: Model) -> dict[str, object]:

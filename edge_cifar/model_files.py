@@ -13,19 +13,21 @@ from edge_cifar.interpreter import ModelError
 
 # The model config the runtime ships with; its INT8 file is `<DEFAULT_MODEL>_int8.tflite`.
 DEFAULT_MODEL = "seed"
+# The notebook's CNN: `bench` states other models' size and latency as ratios to its INT8 file.
+REFERENCE_MODEL = "seed"
 PACKAGE_MODELS_DIR = Path(__file__).resolve().parent / "firmware_models"
 CHECKOUT_MODELS_DIR = Path(__file__).resolve().parent.parent / "firmware_models"
 # A model file's name is `<model>_<variant>.tflite`; its card is `<model>.card.json`.
 VARIANT_SUFFIXES = ("_int8", "_float")
 
 
-def default_model_filename() -> str:
-    return f"{DEFAULT_MODEL}_int8.tflite"
+def int8_filename(model: str = DEFAULT_MODEL) -> str:
+    return f"{model}_int8.tflite"
 
 
 def default_model_path() -> Path:
     """The shipped INT8 model: inside the installed package first, else in the checkout."""
-    name = default_model_filename()
+    name = int8_filename()
     for folder in (PACKAGE_MODELS_DIR, CHECKOUT_MODELS_DIR):
         if (folder / name).is_file():
             return folder / name

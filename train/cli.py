@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from edge_cifar.model_files import DEFAULT_MODEL
 from train import data
 from train.artifacts import RunFiles
 
@@ -28,6 +29,15 @@ DataDirOption = Annotated[
 ]
 QuickOption = Annotated[
     bool, typer.Option("--quick", help="A small subset and a short schedule: minutes, not hours.")
+]
+DevicesOption = Annotated[
+    int,
+    typer.Option(
+        "--devices",
+        min=1,
+        help="Split the CPU into this many logical devices and train on all of them with "
+        "MirroredStrategy (several GPUs are used that way without asking).",
+    ),
 ]
 RunsOption = Annotated[
     Path, typer.Option("--runs-dir", help="Where training runs keep their files.")
@@ -71,13 +81,21 @@ class Run:
     config: ModelConfig
     files: RunFiles
     quick: bool
+    devices: int
 
 
-def prepare(model: str, data_dir: Path | None, quick: bool, runs_dir: Path) -> Run:
+def prepare(
+    model: str, data_dir: Path | None, quick: bool, runs_dir: Path, devices: int = 1
+) -> Run:
     # The data first: bad data fails in one line before TensorFlow starts and prints its own logs.
     dataset, train, validation = load_splits(data_dir, quick)
     config = config_for(model, quick)
-    return Run(dataset, train, validation, config, run_files(model, quick, runs_dir), quick)
+    from train.devices import split_cpu
+
+    split_cpu(devices)
+    return Run(
+        dataset, train, validation, config, run_files(model, quick, runs_dir), quick, devices
+    )
 
 
 @app.callback()
@@ -87,13 +105,14 @@ def pipeline() -> None:
 
 @app.command()
 def fit(
-    model: ModelOption = "seed",
+    model: ModelOption = DEFAULT_MODEL,
     data_dir: DataDirOption = None,
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),
+    devices: DevicesOption = 1,
 ) -> None:
     """Train the float model (resumes from its last checkpoint)."""
-    run = prepare(model, data_dir, quick, runs_dir)
+    run = prepare(model, data_dir, quick, runs_dir, devices)
     from train.fit import train_float
 
     train_float(run.config, run.train, run.validation, run.files)
@@ -101,13 +120,14 @@ def fit(
 
 @app.command()
 def qat(
-    model: ModelOption = "seed",
+    model: ModelOption = DEFAULT_MODEL,
     data_dir: DataDirOption = None,
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),
+    devices: DevicesOption = 1,
 ) -> None:
     """Quantization-aware fine-tuning of the float model (resumes from its last checkpoint)."""
-    run = prepare(model, data_dir, quick, runs_dir)
+    run = prepare(model, data_dir, quick, runs_dir, devices)
     from train.qat import train_qat
 
     train_qat(run.config, run.train, run.validation, run.files)
@@ -115,7 +135,7 @@ def qat(
 
 @app.command()
 def convert(
-    model: ModelOption = "seed",
+    model: ModelOption = DEFAULT_MODEL,
     data_dir: DataDirOption = None,
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),
@@ -175,7 +195,9 @@ def evaluate_and_ship(run: Run, *, max_drop: float, firmware_dir: Path | None) -
         data_sha256=run.dataset.sha256,
         train_images=len(run.train),
         validation_images=len(run.validation),
-        command=f"make quantize MODEL={config.name}" + (" QUICK=1" if run.quick else ""),
+        command=f"make quantize MODEL={config.name}"
+        + (" QUICK=1" if run.quick else "")
+        + (f" DEVICES={run.devices}" if run.devices > 1 else ""),
     )
     for path in ship(card, files, firmware_dir):
         print(f"shipped {path}", file=sys.stderr)
@@ -183,7 +205,7 @@ def evaluate_and_ship(run: Run, *, max_drop: float, firmware_dir: Path | None) -
 
 @app.command()
 def evaluate(
-    model: ModelOption = "seed",
+    model: ModelOption = DEFAULT_MODEL,
     data_dir: DataDirOption = None,
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),
@@ -197,16 +219,17 @@ def evaluate(
 
 @app.command()
 def quantize(
-    model: ModelOption = "seed",
+    model: ModelOption = DEFAULT_MODEL,
     data_dir: DataDirOption = None,
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),
     max_drop: MaxDropOption = 1.0,
     firmware_dir: FirmwareOption = None,
+    devices: DevicesOption = 1,
 ) -> None:
     """The whole pipeline: float training (if no float model yet), QAT, conversion, the accuracy
     check, and shipping to firmware_models/."""
-    run = prepare(model, data_dir, quick, runs_dir)
+    run = prepare(model, data_dir, quick, runs_dir, devices)
     firmware_dir = firmware_dir or default_firmware_dir(run.files, quick)
     from train.fit import train_float
     from train.qat import train_qat
@@ -232,7 +255,7 @@ OutDirOption = Annotated[
 
 @app.command()
 def report(
-    model: ModelOption = "seed",
+    model: ModelOption = DEFAULT_MODEL,
     data_dir: DataDirOption = None,
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),

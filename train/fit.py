@@ -17,6 +17,7 @@ import tf_keras as keras
 
 from train.artifacts import RunFiles, write_atomic
 from train.data import Split
+from train.devices import training_strategy
 from train.models import ModelConfig, Recipe
 from train.pipeline import evaluation_dataset, training_dataset
 
@@ -58,12 +59,14 @@ class HistoryLog(keras.callbacks.Callback):  # type: ignore[misc]
         # Epochs past this one belong to an interrupted attempt that is being redone.
         entries = [e for e in entries if e["epoch"] < epoch]
         lr = self.model.optimizer.learning_rate
+        step = int(keras.backend.get_value(self.model.optimizer.iterations)) - 1
         entries.append(
             {
                 "phase": self.phase,
                 "epoch": epoch,
                 "seconds": round(time.monotonic() - self.started, 2),
-                "lr": float(lr(self.model.optimizer.iterations - 1) if callable(lr) else lr),
+                "lr": float(keras.backend.get_value(lr(step) if callable(lr) else lr)),
+                "replicas": self.model.distribute_strategy.num_replicas_in_sync,
                 **{key: float(value) for key, value in (logs or {}).items()},
             }
         )
@@ -121,9 +124,12 @@ def train_phase(
         print(f"{phase.name}: weights exist, not training: {phase.weights}", file=sys.stderr)
         return phase.weights
     seed_everything(recipe.seed)
-    model = build()
-    steps = len(train) // recipe.batch_size
-    compile_for_training(model, recipe, phase.peak_lr, phase.warmup_epochs, phase.epochs, steps)
+    strategy = training_strategy()
+    print(f"{phase.name}: training on {strategy.num_replicas_in_sync} replica(s)", file=sys.stderr)
+    with strategy.scope():
+        model = build()
+        steps = len(train) // recipe.batch_size
+        compile_for_training(model, recipe, phase.peak_lr, phase.warmup_epochs, phase.epochs, steps)
     backup_dir = files.backup_dir(phase.name)
     if backup_dir.exists():
         print(f"{phase.name}: resuming from the checkpoint in {backup_dir}", file=sys.stderr)

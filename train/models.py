@@ -44,6 +44,7 @@ class ModelConfig:
     build: Callable[[], keras.Model]
     recipe: Recipe = field(default_factory=Recipe)
     description: str = ""
+    int8_budget_kib: int | None = None  # the largest INT8 file the config's target device takes
 
 
 def conv_bn_relu(x: Any, filters: int, name: str, strides: int = 1) -> Any:
@@ -77,12 +78,39 @@ def seed_cnn(dropouts: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.3))
     return keras.Model(inputs, classifier_head(x), name="seed")
 
 
+def residual_cnn(widths: tuple[int, int, int, int], name: str) -> keras.Model:
+    """A ResNet-9-style net (Page's DAWNBench layout): a stem conv, then three stages of conv +
+    max-pool, the first and last followed by a residual pair of convs; global average pooling.
+
+    Wide late stages on small feature maps buy capacity cheaply in multiply-adds, and only nine
+    convs keep a CPU training step short."""
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = conv_bn_relu(inputs, widths[0], "stem")
+    stages = zip(widths[1:], (True, False, True), strict=True)
+    for stage, (filters, residual) in enumerate(stages, start=1):
+        x = conv_bn_relu(x, filters, f"stage{stage}")
+        x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+        if residual:
+            branch = conv_bn_relu(x, filters, f"stage{stage}_res1")
+            branch = conv_bn_relu(branch, filters, f"stage{stage}_res2")
+            x = keras.layers.Add(name=f"stage{stage}_add")([x, branch])
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, classifier_head(x), name=name)
+
+
 CONFIGS: dict[str, ModelConfig] = {
     "seed": ModelConfig(
         name="seed",
         build=seed_cnn,
         recipe=Recipe(epochs=18, qat_epochs=1),
         description="The notebook's 6-conv CNN: 32/64/128 filters, BN, max-pool, dropout, dense.",
+    ),
+    "default": ModelConfig(
+        name="default",
+        build=lambda: residual_cnn((16, 32, 64, 128), "default"),
+        recipe=Recipe(epochs=28, qat_epochs=1),
+        description="ResNet-9-style residual CNN, widths 16/32/64/128, for Pi-class CPUs.",
+        int8_budget_kib=500,
     ),
 }
 

@@ -99,6 +99,7 @@ def build_card(
         "int8_confusion_matrix": int8_report["confusion_matrix"],
         "parameters": parameters,
         "int8_model": _file_facts(files.int8_model, f"{config.name}_int8.tflite"),
+        "int8_budget_kib": config.int8_budget_kib,
         "float_model": _file_facts(files.float_model, f"{config.name}_float.tflite"),
         "training": {
             "recipe": config.recipe.as_dict(),
@@ -135,7 +136,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         f"- INT8 file: `{int8['file']}`, {int8['bytes']:,} bytes ({int8['bytes'] / 1024:.1f} KiB), "
         f"input {int8['input']['dtype']} (scale {int8['input']['scale']:.6g}, "
-        f"zero point {int8['input']['zero_point']}), output {int8['output']['dtype']}",
+        f"zero point {int8['input']['zero_point']}), output {int8['output']['dtype']}"
+        + (f"; budget {budget} KiB" if (budget := card.get("int8_budget_kib")) else ""),
         f"- float file: `{card['float_model']['file']}`, {card['float_model']['bytes']:,} bytes",
         f"- parameters: {card['parameters']:,}",
         f"- operators (INT8): {ops}",

@@ -2,8 +2,13 @@
 
 import json
 import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
+
+from edge_cifar.bench import Latency, bench_model, on_frontier, pick_baseline
+from edge_cifar.model_files import REFERENCE_MODEL
 
 PERCENTILES = ("min", "p50", "p90", "p99", "max")
 
@@ -59,17 +64,64 @@ def test_bench_compares_models_with_ratios_to_the_first(cli, carded_models):
     assert ratios["size"] > 2  # float32 weights take about four times the bytes of int8 ones
 
 
-def test_bench_text_shows_a_side_by_side_table(cli, carded_models):
-    result = cli("bench", "--runs", 3, "--warmup", 0, *carded_models)
+def test_bench_text_ends_with_the_frontier_table(cli, carded_models):
+    int8_path, float_path = carded_models
+    result = cli("bench", "--runs", 3, "--warmup", 0, int8_path, float_path)
     assert result.exit_code == 0, result.stderr
-    table = result.stdout.strip().splitlines()[-3:]
-    assert table[0].split()[:2] == ["model", "size"]
-    assert "(x1.00)" in table[1] and carded_models[1].name in table[2]
+    header, *rows, legend = result.stdout.strip().splitlines()[-4:]
+    assert header.split() == [
+        "model",
+        "accuracy",
+        "size",
+        "KiB",
+        *["invoke", "p50", "ms"],
+        *["frame", "p50", "ms"],
+        "frontier",
+    ]
+    by_name = {row.split()[0]: row for row in rows}
+    assert set(by_name) == {int8_path.name, float_path.name}
+    assert by_name[int8_path.name].split()[1:3] == ["0.8000", "(x1.000)"]
+    assert by_name[float_path.name].split()[1] == "0.8200"
+    assert legend.startswith(f"ratios (x) are to {int8_path.name}")
+
+
+@pytest.fixture(scope="module")
+def one_bench(model_path):
+    return bench_model(model_path, runs=1, warmup=0, threads=1)
+
+
+def variant(bench, name, accuracy, p50, size):
+    return replace(
+        bench,
+        path=Path(name),
+        accuracy=accuracy,
+        invoke=Latency.of([p50]),
+        size_bytes=size,
+    )
+
+
+def test_the_frontier_holds_the_models_no_other_beats_on_all_three(one_bench):
+    accurate = variant(one_bench, "accurate", 0.90, 1.0, 100)
+    small_fast = variant(one_bench, "small_fast", 0.85, 0.5, 50)
+    beaten = variant(one_bench, "beaten", 0.80, 1.5, 200)  # worse than `accurate` on all three
+    twin = variant(one_bench, "twin", 0.90, 1.0, 100)  # ties do not push a model off
+    uncarded = variant(one_bench, "uncarded", None, 0.1, 10)
+    slightly_bigger = variant(one_bench, "slightly_bigger", 0.90, 1.0, 101)
+    benches = [accurate, small_fast, beaten, twin, uncarded, slightly_bigger]
+    marked = {b.path.name for b in benches if on_frontier(b, benches)}
+    assert marked == {"accurate", "small_fast", "twin"}
+
+
+def test_ratios_are_to_the_reference_int8_model_wherever_it_is_listed(one_bench):
+    other = variant(one_bench, "default_int8.tflite", 0.9, 1.0, 100)
+    reference = variant(one_bench, f"{REFERENCE_MODEL}_int8.tflite", 0.87, 1.0, 100)
+    assert pick_baseline([other, reference]) is reference
+    assert pick_baseline([other, replace(reference, path=Path("x.tflite"))]) is other
 
 
 def test_a_corrupt_model_card_is_ignored(cli, carded_models):
     int8_path, _ = carded_models
-    int8_path.with_name("seed.card.json").write_text("{not json")
+    int8_path.with_name(f"{int8_path.stem.removesuffix('_int8')}.card.json").write_text("{not")
     assert bench_json(cli, int8_path)["models"][0]["accuracy"] is None
 
 

@@ -10,6 +10,8 @@ import os
 import numpy as np
 import pytest
 
+from edge_cifar.model_files import int8_filename
+
 from .support import DATA, write_png
 
 BAD_INPUT = 2
@@ -122,4 +124,5 @@ def test_no_shipped_model_is_one_error_line(cli_process, tmp_path, image):
 
     shutil.copytree(REPO / "edge_cifar", tmp_path / "pkg" / "edge_cifar")
     result = cli_process("classify", image, pythonpath=tmp_path / "pkg")
-    result.assert_one_error_line(BAD_INPUT, "no shipped model seed_int8.tflite", "--model PATH")
+    expected = f"no shipped model {int8_filename()}"
+    result.assert_one_error_line(BAD_INPUT, expected, "--model PATH")

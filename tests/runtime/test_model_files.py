@@ -20,7 +20,7 @@ def folders(tmp_path, monkeypatch):
 
 
 def test_the_default_model_is_the_int8_file_of_the_default_config():
-    assert model_files.default_model_filename() == f"{DEFAULT_MODEL}_int8.tflite"
+    assert model_files.int8_filename() == f"{DEFAULT_MODEL}_int8.tflite"
 
 
 def test_the_installed_package_copy_wins_over_the_checkout(folders):

@@ -15,12 +15,15 @@ import numpy as np
 import pytest
 
 from edge_cifar.interpreter import Model
+from edge_cifar.model_files import DEFAULT_MODEL
 from train import data
 from train.cli import QUICK_TEST
 from train.convert import non_integer_tensors
+from train.models import get_config
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[2]
+QUICK_MODEL = "default"
 
 
 def run_train(*args: str, cifar10_dir: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
@@ -38,10 +41,15 @@ def run_train(*args: str, cifar10_dir: Path | None = None, **kwargs) -> subproce
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, cifar10_dir):
+    """The shipped default config, QUICK, on two logical CPU devices under MirroredStrategy."""
     runs = tmp_path_factory.mktemp("runs")
-    result = run_train("quantize", "--quick", "--runs-dir", str(runs), cifar10_dir=cifar10_dir)
+    result = run_train(
+        "quantize",
+        *("--model", QUICK_MODEL, "--quick", "--devices", "2", "--runs-dir", str(runs)),
+        cifar10_dir=cifar10_dir,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    return runs / "seed-quick", result
+    return runs / f"{QUICK_MODEL}-quick", result
 
 
 def test_quick_quantize_ships_a_full_integer_int8_model(quick_run):
@@ -49,36 +57,40 @@ def test_quick_quantize_ships_a_full_integer_int8_model(quick_run):
     firmware = run_dir / "firmware_models"
     shipped = sorted(p.name for p in firmware.iterdir())
     assert shipped == [
+        f"{QUICK_MODEL}.card.json",
+        f"{QUICK_MODEL}.card.md",
+        f"{QUICK_MODEL}_float.tflite",
+        f"{QUICK_MODEL}_int8.tflite",
         "labels.txt",
-        "seed.card.json",
-        "seed.card.md",
-        "seed_float.tflite",
-        "seed_int8.tflite",
     ]
-    int8 = Model(firmware / "seed_int8.tflite")
-    assert non_integer_tensors(firmware / "seed_int8.tflite") == []
+    int8_path = firmware / f"{QUICK_MODEL}_int8.tflite"
+    int8 = Model(int8_path)
+    assert non_integer_tensors(int8_path) == []
+    # The file's size depends on the architecture alone, so QUICK weights check the budget.
+    assert int8_path.stat().st_size <= get_config(QUICK_MODEL).int8_budget_kib * 1024
     assert (int8.input.dtype, int8.output.dtype) == ("int8", "int8")
     # The pixel scaling 1/255 lives in the input's quantization: a pixel p arrives as p - 128.
     assert int8.input.scale == pytest.approx(1 / 255, rel=1e-3)
     assert int8.input.zero_point == -128
-    assert Model(firmware / "seed_float.tflite").input.dtype == "float32"
+    assert Model(firmware / f"{QUICK_MODEL}_float.tflite").input.dtype == "float32"
 
 
 def test_reevaluating_the_shipped_int8_model_reproduces_its_card(quick_run, cifar10_dir):
     from train.evaluate import tflite_scores
 
     run_dir, _ = quick_run
-    card = json.loads((run_dir / "firmware_models" / "seed.card.json").read_text())
+    firmware = run_dir / "firmware_models"
+    card = json.loads((firmware / f"{QUICK_MODEL}.card.json").read_text())
     test = data.subset(data.load(cifar10_dir).test, QUICK_TEST)
-    scores = tflite_scores(run_dir / "firmware_models" / "seed_int8.tflite", test.images)
+    scores = tflite_scores(firmware / f"{QUICK_MODEL}_int8.tflite", test.images)
     assert float(np.mean(scores.argmax(axis=1) == test.labels)) == card["int8_accuracy"]
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert card["float_accuracy"] == evaluation["accuracy"]["float_keras"]
     assert card["test_images"] == QUICK_TEST
-    assert card["command"] == "make quantize MODEL=seed QUICK=1"
+    assert card["command"] == f"make quantize MODEL={QUICK_MODEL} QUICK=1 DEVICES=2"
 
 
-def test_history_records_every_epoch_of_both_phases(quick_run):
+def test_history_records_every_epoch_of_both_phases_on_both_devices(quick_run):
     run_dir, _ = quick_run
     float_history = json.loads((run_dir / "float_history.json").read_text())
     qat_history = json.loads((run_dir / "qat_history.json").read_text())
@@ -86,6 +98,7 @@ def test_history_records_every_epoch_of_both_phases(quick_run):
     assert [e["phase"] for e in qat_history] == ["qat"]
     for metric in ("loss", "accuracy", "precision", "recall"):
         assert metric in float_history[-1] and f"val_{metric}" in float_history[-1]
+    assert {e["replicas"] for e in float_history + qat_history} == {2}
     # Training learns: the last epoch's loss is below the first's.
     assert float_history[-1]["loss"] < float_history[0]["loss"]
 
@@ -94,7 +107,7 @@ def test_accuracy_gate_fails_and_ships_nothing(quick_run, cifar10_dir):
     run_dir, _ = quick_run
     result = run_train(
         "evaluate",
-        "--quick",
+        *("--model", QUICK_MODEL, "--quick"),
         "--runs-dir",
         str(run_dir.parent),
         "--max-drop",
@@ -106,7 +119,7 @@ def test_accuracy_gate_fails_and_ships_nothing(quick_run, cifar10_dir):
 
 
 def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, cifar10_dir):
-    history = tmp_path / "seed-quick" / "float_history.json"
+    history = tmp_path / f"{DEFAULT_MODEL}-quick" / "float_history.json"
     args = [sys.executable, "-m", "train", "fit", "--quick", "--runs-dir", str(tmp_path)]
     env = {**os.environ, "CIFAR10_DIR": str(cifar10_dir)}
     first = subprocess.Popen(
@@ -120,7 +133,7 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, cifar10_di
     first.send_signal(signal.SIGKILL)
     first.wait()
     epoch_zero = json.loads(history.read_text())[0]
-    assert not (tmp_path / "seed-quick" / "float.h5").exists()
+    assert not (tmp_path / f"{DEFAULT_MODEL}-quick" / "float.h5").exists()
 
     resumed = run_train("fit", "--quick", "--runs-dir", str(tmp_path), cifar10_dir=cifar10_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -128,7 +141,7 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, cifar10_di
     entries = json.loads(history.read_text())
     assert [e["epoch"] for e in entries] == [0, 1, 2]
     assert entries[0] == epoch_zero  # the finished epoch was not trained again
-    assert (tmp_path / "seed-quick" / "float.h5").exists()
+    assert (tmp_path / f"{DEFAULT_MODEL}-quick" / "float.h5").exists()
 
 
 @pytest.mark.parametrize(
