@@ -1,6 +1,6 @@
 # edge-cifar: every job is one target. `make demo` and `make test` set up what they need.
 PYTHON ?= python3
-MODEL ?= seed
+MODEL ?= default
 QUICK ?=
 # The data set: $CIFAR10_DIR, else the shared copy beside the checkout, else the download cache.
 CIFAR10_DIR ?= $(if $(wildcard ../shared/cifar10/test_batch.bin),../shared/cifar10,)

@@ -12,7 +12,7 @@ from pathlib import Path
 from edge_cifar.interpreter import ModelError
 
 # The model config the runtime ships with; its INT8 file is `<DEFAULT_MODEL>_int8.tflite`.
-DEFAULT_MODEL = "seed"
+DEFAULT_MODEL = "default"
 # The notebook's CNN: `bench` states other models' size and latency as ratios to its INT8 file.
 REFERENCE_MODEL = "seed"
 PACKAGE_MODELS_DIR = Path(__file__).resolve().parent / "firmware_models"

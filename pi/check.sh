@@ -2,12 +2,12 @@
 # make pi-check: the device runtime on an emulated Raspberry Pi (arm64 Debian bookworm under qemu
 # user-mode emulation) must predict what it predicts on x86, on the same images and video frames.
 #   HOST_VENV  the x86 runtime venv whose predictions are the reference (default .venv-litert)
-#   PI_MODEL   the model both run (default firmware_models/seed_int8.tflite)
+#   PI_MODEL   the model both run (default firmware_models/default_int8.tflite)
 #   PI_CPUS    emulated cores (default "cortex-a72 cortex-a76": a Raspberry Pi 4 and a Pi 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 host_venv=${HOST_VENV:-.venv-litert}
-model=${PI_MODEL:-firmware_models/seed_int8.tflite}
+model=${PI_MODEL:-firmware_models/default_int8.tflite}
 cpus=${PI_CPUS:-cortex-a72 cortex-a76}
 export PI_DIR=${PI_DIR:-.pi}
 out=$PI_DIR/out
