@@ -9,13 +9,18 @@ from pathlib import Path
 
 
 def write_atomic(path: Path, content: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename it over `path`."""
+    """Write to a temporary file beside `path`, then rename it over `path`: a reader never sees
+    half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         try:
             tmp.write(content)
             tmp.flush()
             os.fsync(tmp.fileno())
+            # The temporary file is private; what it becomes is an ordinary file.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(tmp.fileno(), 0o666 & ~umask)
         except BaseException:
             Path(tmp.name).unlink(missing_ok=True)
             raise

@@ -34,10 +34,12 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from edge_cifar import model_files
 from edge_cifar.interpreter import Model, ModelError, read_model_bytes
 from edge_cifar.labels import CLASS_NAMES
 from edge_cifar.preprocess import rgb_to_input
 from train import data
+from train.artifacts import write_atomic
 
 # Enough images that a kernel difference which flips a class shows up; more only adds minutes.
 DEFAULT_IMAGES = 500
@@ -313,27 +315,6 @@ def c_source(check: TflmCheck, model_bytes: bytes) -> str:
     )
 
 
-def write_atomically(path: Path, content: str) -> None:
-    """Write beside the destination, then rename: a reader never sees half a file."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(content)
-        # mkstemp makes the file private; these are ordinary project files.
-        umask = os.umask(0)
-        os.umask(umask)
-        Path(temporary).chmod(0o666 & ~umask)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def card_path_for(model_path: Path) -> Path:
-    """`seed_int8.tflite` → `seed.card.json`, as train.ship names it."""
-    return model_path.with_name(f"{model_path.stem.removesuffix('_int8')}.card.json")
-
-
 def card_markdown_path(card_path: Path) -> Path:
     return card_path.with_name(card_path.name.removesuffix(".json") + ".md")
 
@@ -367,8 +348,8 @@ def update_card(card_path: Path, check: TflmCheck) -> None:
     markdown = card_markdown(card)
     if "## TFLite Micro" not in markdown:  # until ship's own Markdown shows these fields
         markdown += firmware_markdown(card)
-    write_atomically(card_path, json.dumps(card, indent=1) + "\n")
-    write_atomically(card_markdown_path(card_path), markdown)
+    write_atomic(card_path, (json.dumps(card, indent=1) + "\n").encode())
+    write_atomic(card_markdown_path(card_path), markdown.encode())
 
 
 def write_firmware(check: TflmCheck) -> list[Path]:
@@ -376,11 +357,11 @@ def write_firmware(check: TflmCheck) -> list[Path]:
     model_bytes = check.model_path.read_bytes()
     header = check.model_path.with_suffix(".h")
     source = check.model_path.with_suffix(".cc")
-    write_atomically(header, c_header(check, model_bytes))
-    write_atomically(source, c_source(check, model_bytes))
+    write_atomic(header, c_header(check, model_bytes).encode())
+    write_atomic(source, c_source(check, model_bytes).encode())
     written = [header, source]
-    card = card_path_for(check.model_path)
-    if card.is_file():
+    card = model_files.card_path(check.model_path)
+    if card is not None:
         update_card(card, check)
         written += [card, card_markdown_path(card)]
     return written

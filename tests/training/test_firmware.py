@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("tflite_micro", reason="tflite-micro has x86-64 Linux wheels only")
 
 from edge_cifar.interpreter import Model, ModelError
+from edge_cifar.model_files import card_path
 from train import firmware
 from train.firmware import FirmwareError
 
@@ -256,7 +257,9 @@ def test_every_shipped_int8_model_runs_in_tflite_micro_and_states_its_arena(mode
     # The committed C++ is of this very model and states the arena measured now.
     assert firmware.model_sha256(model_path.read_bytes()) in text, "stale: run `make firmware`"
     assert f"_arena_bytes = {check.arena_bytes};" in text
-    card = json.loads(firmware.card_path_for(model_path).read_text())
+    card_file = card_path(model_path)
+    assert card_file is not None, f"no model card beside {model_path.name}"
+    card = json.loads(card_file.read_text())
     if "tflm_arena_bytes" not in card:
         pytest.skip(f"{model_path.name}: its card has no TFLite Micro figures yet (make firmware)")
     assert card["tflm_arena_bytes"] == check.arena_bytes
