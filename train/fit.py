@@ -18,6 +18,7 @@ import tf_keras as keras
 from train.artifacts import RunFiles, write_atomic
 from train.data import Split
 from train.devices import training_strategy
+from train.distill import training_targets
 from train.models import ModelConfig, Recipe
 from train.pipeline import evaluation_dataset, training_dataset
 
@@ -78,6 +79,23 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+class _OnLabels:
+    """Scores a metric against the class each target favours: a distillation target is a
+    distribution, and Precision/Recall would count every class it gives weight to as positive."""
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        labels = tf.one_hot(tf.argmax(y_true, axis=-1), tf.shape(y_true)[-1])
+        return super().update_state(labels, y_pred, sample_weight)  # type: ignore[misc]
+
+
+class LabelPrecision(_OnLabels, keras.metrics.Precision):  # type: ignore[misc]
+    pass
+
+
+class LabelRecall(_OnLabels, keras.metrics.Recall):  # type: ignore[misc]
+    pass
+
+
 def compile_for_training(
     model: keras.Model, recipe: Recipe, peak_lr: float, warmup_epochs: int, epochs: int, steps: int
 ) -> None:
@@ -92,8 +110,8 @@ def compile_for_training(
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=[
             keras.metrics.CategoricalAccuracy(name="accuracy"),
-            keras.metrics.Precision(name="precision"),
-            keras.metrics.Recall(name="recall"),
+            LabelPrecision(name="precision"),
+            LabelRecall(name="recall"),
         ],
     )
 
@@ -123,6 +141,7 @@ def train_phase(
     if phase.weights.exists():
         print(f"{phase.name}: weights exist, not training: {phase.weights}", file=sys.stderr)
         return phase.weights
+    targets = training_targets(recipe, train, files)
     seed_everything(recipe.seed)
     strategy = training_strategy()
     print(f"{phase.name}: training on {strategy.num_replicas_in_sync} replica(s)", file=sys.stderr)
@@ -134,7 +153,7 @@ def train_phase(
     if backup_dir.exists():
         print(f"{phase.name}: resuming from the checkpoint in {backup_dir}", file=sys.stderr)
     model.fit(
-        training_dataset(train, recipe.batch_size, recipe.seed),
+        training_dataset(train, targets, recipe.batch_size, recipe.seed),
         epochs=phase.epochs,
         validation_data=evaluation_dataset(validation),
         callbacks=[

@@ -32,6 +32,10 @@ class Recipe:
     qat_lr: float = (
         2e-3  # QAT fine-tunes a trained model: a small, decaying step keeps its accuracy
     )
+    # Knowledge distillation: the shipped float model (`firmware_models/<teacher>_float.tflite`)
+    # whose class scores make up `distillation_weight` of every training target (train/distill.py).
+    teacher: str | None = None
+    distillation_weight: float = 0.5
     seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,19 +82,24 @@ def seed_cnn(dropouts: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.3))
     return keras.Model(inputs, classifier_head(x), name="seed")
 
 
-def residual_cnn(widths: tuple[int, int, int, int], name: str) -> keras.Model:
+def residual_cnn(
+    widths: tuple[int, int, int, int],
+    name: str,
+    residual: tuple[bool, bool, bool] = (True, False, True),
+) -> keras.Model:
     """A ResNet-9-style net (Page's DAWNBench layout): a stem conv, then three stages of conv +
-    max-pool, the first and last followed by a residual pair of convs; global average pooling.
+    max-pool, each followed by a residual pair of convs where `residual` says so (Page's: the first
+    and last); global average pooling.
 
     Wide late stages on small feature maps buy capacity cheaply in multiply-adds, and only nine
     convs keep a CPU training step short."""
     inputs = keras.Input(INPUT_SHAPE, name="image")
     x = conv_bn_relu(inputs, widths[0], "stem")
-    stages = zip(widths[1:], (True, False, True), strict=True)
-    for stage, (filters, residual) in enumerate(stages, start=1):
+    stages = zip(widths[1:], residual, strict=True)
+    for stage, (filters, has_residual) in enumerate(stages, start=1):
         x = conv_bn_relu(x, filters, f"stage{stage}")
         x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
-        if residual:
+        if has_residual:
             branch = conv_bn_relu(x, filters, f"stage{stage}_res1")
             branch = conv_bn_relu(branch, filters, f"stage{stage}_res2")
             x = keras.layers.Add(name=f"stage{stage}_add")([x, branch])
@@ -111,6 +120,15 @@ CONFIGS: dict[str, ModelConfig] = {
         recipe=Recipe(epochs=28, qat_epochs=1),
         description="ResNet-9-style residual CNN, widths 16/32/64/128, for Pi-class CPUs.",
         int8_budget_kib=500,
+    ),
+    "tiny": ModelConfig(
+        name="tiny",
+        # No residual pair in the last stage: at 80 channels it alone would be 115k parameters.
+        build=lambda: residual_cnn((10, 20, 40, 80), "tiny", (True, True, False)),
+        recipe=Recipe(epochs=40, qat_epochs=1, teacher="default"),
+        description="ResNet-9-style residual CNN, widths 10/20/40/80, for microcontrollers; "
+        "distilled from `default`.",
+        int8_budget_kib=96,
     ),
 }
 

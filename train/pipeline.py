@@ -6,6 +6,7 @@ training sees exactly what `edge_cifar.preprocess` gives the float model on the 
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from edge_cifar.labels import NUM_CLASSES
@@ -18,19 +19,27 @@ PAD = 4  # random 32x32 crops from a 40x40 reflect-padded image: shifts of up to
 def _augment(example: tuple[tf.Tensor, tf.Tensor], seeds: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     # Stateless ops keyed by a per-element seed: the same run gives the same augmentation,
     # however many threads the map uses.
-    image, label = example
+    image, target = example
     padded = tf.pad(image, [[PAD, PAD], [PAD, PAD], [0, 0]], mode="REFLECT")
     cropped = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seeds[0])
-    return tf.image.stateless_random_flip_left_right(cropped, seed=seeds[1]), label
+    return tf.image.stateless_random_flip_left_right(cropped, seed=seeds[1]), target
 
 
-def _to_model_input(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    return tf.cast(images, tf.float32) * PIXEL_SCALE, tf.one_hot(labels, NUM_CLASSES)
+def _to_model_input(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    return tf.cast(images, tf.float32) * PIXEL_SCALE, targets
 
 
-def training_dataset(split: Split, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Shuffled, augmented batches, reshuffled and re-augmented every epoch."""
-    examples = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).shuffle(
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    targets: np.ndarray = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    return targets
+
+
+def training_dataset(
+    split: Split, targets: np.ndarray, batch_size: int, seed: int
+) -> tf.data.Dataset:
+    """Shuffled, augmented batches of the images and their target distributions (one-hot labels,
+    or soft targets from a teacher), reshuffled and re-augmented every epoch."""
+    examples = tf.data.Dataset.from_tensor_slices((split.images, targets)).shuffle(
         len(split), seed=seed, reshuffle_each_iteration=True
     )
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
@@ -46,7 +55,7 @@ def training_dataset(split: Split, batch_size: int, seed: int) -> tf.data.Datase
 
 def evaluation_dataset(split: Split, batch_size: int = 500) -> tf.data.Dataset:
     return (
-        tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+        tf.data.Dataset.from_tensor_slices((split.images, one_hot(split.labels)))
         .batch(batch_size)
         .map(_to_model_input)
         .prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,72 @@
+"""Distillation targets: the mix of labels and teacher scores, and the teacher's score cache."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_cifar.labels import NUM_CLASSES
+from train import data, distill
+from train.data import Split
+from train.distill import TeacherError, mix_targets, teacher_path, teacher_scores
+
+TEACHER = teacher_path("seed")
+
+
+@pytest.fixture(scope="module")
+def test_split(cifar10_dir: Path) -> Split:
+    return data.load(cifar10_dir).test
+
+
+def random_scores(count: int, seed: int = 0) -> np.ndarray:
+    logits = np.random.default_rng(seed).normal(size=(count, NUM_CLASSES))
+    exp = np.exp(logits)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_without_a_teacher_the_targets_are_the_labels() -> None:
+    labels = np.array([3, 0, 9])
+    targets = mix_targets(labels, None, 0.7)
+    assert targets.shape == (3, NUM_CLASSES)
+    assert targets.argmax(axis=1).tolist() == [3, 0, 9]
+    assert targets.sum() == 3
+
+
+def test_mixed_targets_are_distributions_that_favour_the_label() -> None:
+    labels = np.arange(20) % NUM_CLASSES
+    scores = random_scores(20)
+    targets = mix_targets(labels, scores, 0.5)
+    assert targets.dtype == np.float32
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
+    # Half the weight on the label: it stays the most likely class whatever the teacher says.
+    assert (targets.argmax(axis=1) == labels).all()
+    np.testing.assert_allclose(targets - 0.5 * np.eye(NUM_CLASSES)[labels], 0.5 * scores, atol=1e-6)
+
+
+def test_teacher_scores_come_from_the_model_and_are_cached(
+    tmp_path: Path, test_split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    split = Split(test_split.images[:16], test_split.labels[:16])
+    cache = tmp_path / "teacher.npz"
+    scores = teacher_scores(TEACHER, split, cache)
+    assert scores.shape == (16, NUM_CLASSES)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)
+    # The shipped seed model gets most of these test images right.
+    assert (scores.argmax(axis=1) == split.labels).mean() >= 0.6
+
+    def no_scoring(*args: object) -> np.ndarray:
+        raise AssertionError("scored again although the cache matches")
+
+    monkeypatch.setattr("train.evaluate.tflite_scores", no_scoring)
+    np.testing.assert_array_equal(teacher_scores(TEACHER, split, cache), scores)
+    # Other images: the cache no longer matches, so the teacher runs again.
+    other = Split(test_split.images[16:32], test_split.labels[16:32])
+    with pytest.raises(AssertionError, match="scored again"):
+        teacher_scores(TEACHER, other, cache)
+
+
+def test_a_missing_teacher_is_a_one_line_error(tmp_path: Path, test_split: Split) -> None:
+    with pytest.raises(TeacherError, match="make quantize MODEL=nothing"):
+        teacher_scores(tmp_path / "nothing_float.tflite", test_split, tmp_path / "cache.npz")
+    assert not (tmp_path / "cache.npz").exists()
+    assert distill.teacher_path("default").name == "default_float.tflite"

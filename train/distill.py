@@ -1,0 +1,81 @@
+"""Knowledge distillation: training targets that mix the labels with a shipped float teacher's
+class scores.
+
+The teacher scores each training image once, unaugmented, through `edge_cifar` (the device's
+path); a crop shifted by a few pixels or a mirror image keeps nearly the same class distribution,
+so the scores serve every epoch's augmentations and distillation costs one pass over the data
+instead of a teacher forward pass per step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_cifar.model_files import CHECKOUT_MODELS_DIR
+from train.artifacts import RunFiles, write_atomic
+from train.data import DataError, Split
+from train.models import Recipe
+from train.pipeline import one_hot
+
+
+class TeacherError(DataError):
+    """The teacher model is missing: an input the run cannot start without, reported like data."""
+
+
+def teacher_path(teacher: str, models_dir: Path = CHECKOUT_MODELS_DIR) -> Path:
+    return models_dir / f"{teacher}_float.tflite"
+
+
+def _fingerprint(model_path: Path, split: Split) -> str:
+    digest = hashlib.sha256(model_path.read_bytes())
+    digest.update(np.ascontiguousarray(split.images).data)
+    return digest.hexdigest()
+
+
+def teacher_scores(model_path: Path, split: Split, cache: Path) -> np.ndarray:
+    """The teacher's class scores for every image of `split`, cached in `cache` for as long as
+    neither the teacher file nor the images change."""
+    if not model_path.is_file():
+        raise TeacherError(
+            f"teacher model {model_path} not found; train and ship it first "
+            f"(make quantize MODEL={model_path.stem.removesuffix('_float')})"
+        )
+    fingerprint = _fingerprint(model_path, split)
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as stored:
+            if str(stored["fingerprint"]) == fingerprint:
+                return np.asarray(stored["scores"])
+    from train.evaluate import tflite_scores
+
+    started = time.monotonic()
+    print(f"distillation: scoring {len(split)} images with {model_path}", file=sys.stderr)
+    scores = tflite_scores(model_path, split.images)
+    print(f"distillation: teacher done in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, scores=scores, fingerprint=np.array(fingerprint))
+    write_atomic(cache, buffer.getvalue())
+    return scores
+
+
+def mix_targets(labels: np.ndarray, scores: np.ndarray | None, weight: float) -> np.ndarray:
+    """(1 - weight) x one-hot labels + weight x the teacher's scores; one-hot without a teacher."""
+    hard = one_hot(labels)
+    if scores is None:
+        return hard
+    return ((1.0 - weight) * hard + weight * scores).astype(np.float32)
+
+
+def training_targets(recipe: Recipe, train: Split, files: RunFiles) -> np.ndarray:
+    """The target distributions the recipe trains `train` on."""
+    if recipe.teacher is None:
+        return mix_targets(train.labels, None, 0.0)
+    scores = teacher_scores(
+        teacher_path(recipe.teacher), train, files.root / f"teacher_{recipe.teacher}.npz"
+    )
+    return mix_targets(train.labels, scores, recipe.distillation_weight)
