@@ -145,6 +145,15 @@ def card_markdown(card: dict[str, Any]) -> str:
         "validation images (validation held out of the training set), "
         f"{recipe['epochs']} float + {recipe['qat_epochs']} QAT epochs, "
         f"{training['total_seconds'] / 60:.0f} minutes on {training['machine']}",
+        *(
+            [
+                f"- distilled from `{teacher}`: {recipe['distillation_weight']:g} of every "
+                f"training target is the shipped `{teacher}_float.tflite`'s class scores "
+                f"(its own training: [{teacher}.card.md]({teacher}.card.md))"
+            ]
+            if (teacher := recipe.get("teacher"))
+            else []
+        ),
         f"- reproduce: `{card['command']}`",
         f"- data: CIFAR-10, SHA-256 of its batch files `{card['data']['sha256']}`",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in card["versions"].items()),
