@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 
 def write_atomic(path: Path, content: bytes) -> None:
@@ -27,6 +30,13 @@ def write_atomic(path: Path, content: bytes) -> None:
     Path(tmp.name).replace(path)
 
 
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Arrays as a compressed .npz that loads without pickle, written atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, allow_pickle=False, **arrays)
+    write_atomic(path, buffer.getvalue())
+
+
 @dataclass(frozen=True)
 class RunFiles:
     """The files of one training run, under runs/<model>[-quick]/ (ignored by git)."""
@@ -39,6 +49,9 @@ class RunFiles:
 
     def history(self, phase: str) -> Path:
         return self.root / f"{phase}_history.json"
+
+    def teacher_scores(self, teacher: str) -> Path:
+        return self.root / f"teacher_{teacher}.npz"
 
     # HDF5 weight files (".h5", not ".weights.h5"): the format tfmot's wrapped layers load reliably.
     @property

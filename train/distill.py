@@ -10,7 +10,6 @@ instead of a teacher forward pass per step.
 from __future__ import annotations
 
 import hashlib
-import io
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_cifar.model_files import CHECKOUT_MODELS_DIR
-from train.artifacts import RunFiles, write_atomic
+from train.artifacts import RunFiles, write_npz
 from train.data import DataError, Split
 from train.models import Recipe
 from train.pipeline import one_hot
@@ -28,8 +27,8 @@ class TeacherError(DataError):
     """The teacher model is missing: an input the run cannot start without, reported like data."""
 
 
-def teacher_path(teacher: str, models_dir: Path = CHECKOUT_MODELS_DIR) -> Path:
-    return models_dir / f"{teacher}_float.tflite"
+def teacher_path(teacher: str) -> Path:
+    return CHECKOUT_MODELS_DIR / f"{teacher}_float.tflite"
 
 
 def _fingerprint(model_path: Path, split: Split) -> str:
@@ -57,9 +56,7 @@ def teacher_scores(model_path: Path, split: Split, cache: Path) -> np.ndarray:
     print(f"distillation: scoring {len(split)} images with {model_path}", file=sys.stderr)
     scores = tflite_scores(model_path, split.images)
     print(f"distillation: teacher done in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    buffer = io.BytesIO()
-    np.savez(buffer, allow_pickle=False, scores=scores, fingerprint=np.array(fingerprint))
-    write_atomic(cache, buffer.getvalue())
+    write_npz(cache, scores=scores, fingerprint=np.array(fingerprint))
     return scores
 
 
@@ -76,6 +73,6 @@ def training_targets(recipe: Recipe, train: Split, files: RunFiles) -> np.ndarra
     if recipe.teacher is None:
         return mix_targets(train.labels, None, 0.0)
     scores = teacher_scores(
-        teacher_path(recipe.teacher), train, files.root / f"teacher_{recipe.teacher}.npz"
+        teacher_path(recipe.teacher), train, files.teacher_scores(recipe.teacher)
     )
     return mix_targets(train.labels, scores, recipe.distillation_weight)

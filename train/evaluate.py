@@ -6,7 +6,6 @@ as the BGR frame OpenCV would deliver.
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from edge_cifar.classifier import Classifier
 from edge_cifar.interpreter import Model
 from edge_cifar.labels import CLASS_NAMES
 from edge_cifar.preprocess import PIXEL_SCALE
-from train.artifacts import RunFiles, write_atomic
+from train.artifacts import RunFiles, write_atomic, write_npz
 from train.data import Split
 from train.metrics import classification_report
 
@@ -63,8 +62,9 @@ def evaluate(float_model: keras.Model, files: RunFiles, test: Split) -> dict[str
         ),
         "reports": reports,
     }
-    buffer = _npz_bytes(labels=test.labels, **{f"{k}_scores": v for k, v in scores.items()})
-    write_atomic(files.predictions, buffer)
+    write_npz(
+        files.predictions, labels=test.labels, **{f"{k}_scores": v for k, v in scores.items()}
+    )
     write_atomic(files.evaluation, json.dumps(result, indent=1).encode())
     print(summary_line(result), file=sys.stderr)
     return result
@@ -79,9 +79,3 @@ def summary_line(result: dict[str, Any]) -> str:
         f"(drop {result['int8_drop_pt']:.2f} pt, INT8/float agreement "
         f"{100 * result['int8_agreement_with_float_keras']:.2f}%)"
     )
-
-
-def _npz_bytes(**arrays: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, allow_pickle=False, **arrays)
-    return buffer.getvalue()
