@@ -16,13 +16,22 @@ from train.data import Split
 PAD = 4  # random 32x32 crops from a 40x40 reflect-padded image: shifts of up to 4 pixels
 
 
-def _augment(example: tuple[tf.Tensor, tf.Tensor], seeds: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    # Stateless ops keyed by a per-element seed: the same run gives the same augmentation,
-    # however many threads the map uses.
-    image, target = example
+def _crop_and_flip(image: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
     padded = tf.pad(image, [[PAD, PAD], [PAD, PAD], [0, 0]], mode="REFLECT")
     cropped = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seeds[0])
-    return tf.image.stateless_random_flip_left_right(cropped, seed=seeds[1]), target
+    return tf.image.stateless_random_flip_left_right(cropped, seed=seeds[1])
+
+
+def _cut_out(image: tf.Tensor, seed: tf.Tensor, size: int, fill: tf.Tensor) -> tf.Tensor:
+    """Cutout (DeVries & Taylor, 2017): a `size` x `size` square painted `fill`, centred anywhere
+    in the image, so near an edge only part of it lands inside."""
+    height, width = image.shape[0], image.shape[1]
+    unit = tf.random.stateless_uniform([2], seed=seed)
+    centre = tf.cast(unit * [height, width], tf.int32)
+    top, left = centre[0] - size // 2, centre[1] - size // 2
+    rows, cols = tf.range(height)[:, None], tf.range(width)[None, :]
+    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+    return tf.where(inside[:, :, None], fill, image)
 
 
 def _to_model_input(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -35,18 +44,36 @@ def one_hot(labels: np.ndarray) -> np.ndarray:
 
 
 def training_dataset(
-    split: Split, targets: np.ndarray, batch_size: int, seed: int
+    split: Split, targets: np.ndarray, batch_size: int, seed: int, cutout: int = 0
 ) -> tf.data.Dataset:
     """Shuffled, augmented batches of the images and their target distributions (one-hot labels,
-    or soft targets from a teacher), reshuffled and re-augmented every epoch."""
+    or soft targets from a teacher), reshuffled and re-augmented every epoch: a random crop of the
+    reflect-padded image, a random mirror, and with `cutout` > 0 a square of that side painted the
+    mean colour of the split."""
     examples = tf.data.Dataset.from_tensor_slices((split.images, targets)).shuffle(
         len(split), seed=seed, reshuffle_each_iteration=True
     )
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
-    seeds = seeds.map(lambda s: tf.reshape(s, (2, 2)))
+    # Stateless ops keyed by per-element seeds: the same run gives the same augmentation, however
+    # many threads the map uses. A seed pair per random op; without cutout the stream is the
+    # two-op one every run before cutout used.
+    ops = 3 if cutout else 2
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2 * ops)
+    seeds = seeds.map(lambda s: tf.reshape(s, (ops, 2)))
+    if cutout:
+        fill = tf.constant(np.round(split.images.mean(axis=(0, 1, 2))).astype(np.uint8))
+
+    def augment(
+        example: tuple[tf.Tensor, tf.Tensor], seeds: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        image, target = example
+        image = _crop_and_flip(image, seeds)
+        if cutout:
+            image = _cut_out(image, seeds[2], cutout, fill)
+        return image, target
+
     return (
         tf.data.Dataset.zip((examples, seeds))
-        .map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size, drop_remainder=True)
         .map(_to_model_input, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)

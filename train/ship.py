@@ -145,6 +145,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         "validation images (validation held out of the training set), "
         f"{recipe['epochs']} float + {recipe['qat_epochs']} QAT epochs, "
         f"{training['total_seconds'] / 60:.0f} minutes on {training['machine']}",
+        "- augmentation: random crop and mirror"
+        + (f", cutout {cutout} x {cutout} px" if (cutout := recipe.get("cutout")) else ""),
         *(
             [
                 f"- distilled from `{teacher}`: {recipe['distillation_weight']:g} of every "
