@@ -31,10 +31,19 @@ def teacher_path(teacher: str) -> Path:
     return CHECKOUT_MODELS_DIR / f"{teacher}_float.tflite"
 
 
-def _fingerprint(model_path: Path, split: Split) -> str:
-    digest = hashlib.sha256(model_path.read_bytes())
+def _fingerprint(model_bytes: bytes, split: Split) -> str:
+    digest = hashlib.sha256(model_bytes)
     digest.update(np.ascontiguousarray(split.images).data)
     return digest.hexdigest()
+
+
+def recorded_teacher_sha256(cache: Path) -> str | None:
+    """The SHA-256 of the teacher file whose scores `cache` holds (the card names the exact teacher
+    a student learned from, which a later reshipped teacher would not be); None without a cache."""
+    if not cache.is_file():
+        return None
+    with np.load(cache, allow_pickle=False) as stored:
+        return str(stored["teacher_sha256"]) if "teacher_sha256" in stored.files else None
 
 
 def teacher_scores(model_path: Path, split: Split, cache: Path) -> np.ndarray:
@@ -45,8 +54,9 @@ def teacher_scores(model_path: Path, split: Split, cache: Path) -> np.ndarray:
             f"teacher model {model_path} not found; train and ship it first "
             f"(make quantize MODEL={model_path.stem.removesuffix('_float')})"
         )
-    fingerprint = _fingerprint(model_path, split)
-    if cache.is_file():
+    model_bytes = model_path.read_bytes()
+    fingerprint = _fingerprint(model_bytes, split)
+    if cache.is_file() and recorded_teacher_sha256(cache) is not None:
         with np.load(cache, allow_pickle=False) as stored:
             if str(stored["fingerprint"]) == fingerprint:
                 return np.asarray(stored["scores"])
@@ -56,7 +66,12 @@ def teacher_scores(model_path: Path, split: Split, cache: Path) -> np.ndarray:
     print(f"distillation: scoring {len(split)} images with {model_path}", file=sys.stderr)
     scores = tflite_scores(model_path, split.images)
     print(f"distillation: teacher done in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    write_npz(cache, scores=scores, fingerprint=np.array(fingerprint))
+    write_npz(
+        cache,
+        scores=scores,
+        fingerprint=np.array(fingerprint),
+        teacher_sha256=np.array(hashlib.sha256(model_bytes).hexdigest()),
+    )
     return scores
 
 

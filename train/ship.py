@@ -80,6 +80,9 @@ def build_card(
     validation_images: int,
     command: str,
 ) -> dict[str, Any]:
+    from train.distill import recorded_teacher_sha256
+
+    teacher = config.recipe.teacher
     float_seconds = training_seconds(files, "float")
     qat_seconds = training_seconds(files, "qat")
     int8_report = evaluation["reports"]["int8_tflite"]
@@ -109,6 +112,9 @@ def build_card(
             "qat_seconds": round(qat_seconds, 1),
             "total_seconds": round(float_seconds + qat_seconds, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "teacher_sha256": recorded_teacher_sha256(files.teacher_scores(teacher))
+            if teacher
+            else None,
         },
         "data": {"name": "CIFAR-10", "sha256": data_sha256},
         "versions": package_versions(),
@@ -151,7 +157,12 @@ def card_markdown(card: dict[str, Any]) -> str:
             [
                 f"- distilled from `{teacher}`: {recipe['distillation_weight']:g} of every "
                 f"training target is the shipped `{teacher}_float.tflite`'s class scores "
-                f"(its own training: [{teacher}.card.md]({teacher}.card.md))"
+                + (
+                    f"(the file with SHA-256 `{sha256}`; "
+                    if (sha256 := training.get("teacher_sha256"))
+                    else "("
+                )
+                + f"its own training: [{teacher}.card.md]({teacher}.card.md))"
             ]
             if (teacher := recipe.get("teacher"))
             else []

@@ -1,5 +1,7 @@
 """Distillation targets: the mix of labels and teacher scores, and the teacher's score cache."""
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +9,16 @@ import pytest
 
 from edge_cifar.labels import NUM_CLASSES
 from train import data, distill
+from train.artifacts import write_npz
 from train.data import Split
-from train.distill import TeacherError, mix_targets, teacher_path, teacher_scores
+from train.distill import (
+    TeacherError,
+    mix_targets,
+    recorded_teacher_sha256,
+    teacher_path,
+    teacher_scores,
+)
+from train.ship import card_markdown
 
 TEACHER = teacher_path("seed")
 
@@ -57,6 +67,7 @@ def test_teacher_scores_come_from_the_model_and_are_cached(
     def no_scoring(*args: object) -> np.ndarray:
         raise AssertionError("scored again although the cache matches")
 
+    assert recorded_teacher_sha256(cache) == hashlib.sha256(TEACHER.read_bytes()).hexdigest()
     monkeypatch.setattr("train.evaluate.tflite_scores", no_scoring)
     np.testing.assert_array_equal(teacher_scores(TEACHER, split, cache), scores)
     # Other images: the cache no longer matches, so the teacher runs again.
@@ -70,3 +81,27 @@ def test_a_missing_teacher_is_a_one_line_error(tmp_path: Path, test_split: Split
         teacher_scores(tmp_path / "nothing_float.tflite", test_split, tmp_path / "cache.npz")
     assert not (tmp_path / "cache.npz").exists()
     assert distill.teacher_path("default").name == "default_float.tflite"
+
+
+def test_a_cache_that_does_not_name_its_teacher_is_scored_again(
+    tmp_path: Path, test_split: Split
+) -> None:
+    split = Split(test_split.images[:8], test_split.labels[:8])
+    cache = tmp_path / "teacher.npz"
+    scores = teacher_scores(TEACHER, split, cache)
+    with np.load(cache) as stored:
+        write_npz(cache, scores=np.zeros_like(scores), fingerprint=stored["fingerprint"])
+    assert recorded_teacher_sha256(cache) is None
+    np.testing.assert_array_equal(teacher_scores(TEACHER, split, cache), scores)
+    assert recorded_teacher_sha256(cache) is not None
+
+
+def test_the_card_names_the_teacher_file_it_learned_from() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "firmware_models" / "tiny.card.json"
+    card = json.loads(shipped.read_text())
+    card["training"]["teacher_sha256"] = "ab" * 32
+    distilled = [
+        line for line in card_markdown(card).splitlines() if line.startswith("- distilled")
+    ]
+    assert len(distilled) == 1
+    assert "`default_float.tflite`" in distilled[0] and "SHA-256 `" + "ab" * 32 in distilled[0]
