@@ -80,6 +80,8 @@ def build_card(
     validation_images: int,
     command: str,
 ) -> dict[str, Any]:
+    # Here, not at the top: train.distill imports TensorFlow, which rewriting a card's markdown
+    # (`make firmware`) does not need.
     from train.distill import recorded_teacher_sha256
 
     teacher = config.recipe.teacher
