@@ -158,13 +158,13 @@ def card_markdown(card: dict[str, Any]) -> str:
         *(
             [
                 f"- distilled from `{teacher}`: {recipe['distillation_weight']:g} of every "
-                f"training target is the shipped `{teacher}_float.tflite`'s class scores "
+                f"training target is the class scores of `{teacher}_float.tflite` "
                 + (
-                    f"(the file with SHA-256 `{sha256}`; "
+                    f"(the file with SHA-256 `{sha256}`; the shipped `{teacher}`'s card: "
                     if (sha256 := training.get("teacher_sha256"))
-                    else "("
+                    else "(its own training: "
                 )
-                + f"its own training: [{teacher}.card.md]({teacher}.card.md))"
+                + f"[{teacher}.card.md]({teacher}.card.md))"
             ]
             if (teacher := recipe.get("teacher"))
             else []
