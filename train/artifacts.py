@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from train.data import DataError
 
 
 def write_atomic(path: Path, content: bytes) -> None:
@@ -50,6 +54,10 @@ class RunFiles:
     def history(self, phase: str) -> Path:
         return self.root / f"{phase}_history.json"
 
+    @property
+    def recipe(self) -> Path:
+        return self.root / "recipe.json"
+
     def teacher_scores(self, teacher: str) -> Path:
         return self.root / f"teacher_{teacher}.npz"
 
@@ -77,3 +85,28 @@ class RunFiles:
     @property
     def predictions(self) -> Path:
         return self.root / "predictions.npz"
+
+
+class RecipeMismatchError(DataError):
+    """The run folder was started with another recipe: reported like bad input, before training."""
+
+
+def claim_run(files: RunFiles, recipe: dict[str, Any]) -> None:
+    """Record the recipe a run folder trains with, or refuse to go on under a different one: its
+    checkpoints and weights would otherwise resume (or ship) as a mix of two recipes under a card
+    that names one."""
+    if not files.recipe.is_file():
+        write_atomic(files.recipe, json.dumps(recipe, indent=2).encode())
+        return
+    started = json.loads(files.recipe.read_text())
+    changed = sorted(
+        key for key in recipe.keys() | started.keys() if recipe.get(key) != started.get(key)
+    )
+    if changed:
+        differences = ", ".join(
+            f"{key} {started.get(key)!r} -> {recipe.get(key)!r}" for key in changed
+        )
+        raise RecipeMismatchError(
+            f"{files.root} holds a run started with another recipe ({differences}); "
+            "move that folder away to start afresh, or restore its recipe to resume it"
+        )

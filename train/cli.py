@@ -11,7 +11,7 @@ import typer
 
 from edge_cifar.model_files import DEFAULT_MODEL
 from train import data
-from train.artifacts import RunFiles
+from train.artifacts import RunFiles, claim_run
 
 if TYPE_CHECKING:
     from train.models import ModelConfig
@@ -93,9 +93,9 @@ def prepare(
     from train.devices import split_cpu
 
     split_cpu(devices)
-    return Run(
-        dataset, train, validation, config, run_files(model, quick, runs_dir), quick, devices
-    )
+    files = run_files(model, quick, runs_dir)
+    claim_run(files, config.recipe.as_dict())
+    return Run(dataset, train, validation, config, files, quick, devices)
 
 
 @app.callback()

@@ -144,6 +144,23 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, cifar10_di
     assert (tmp_path / f"{DEFAULT_MODEL}-quick" / "float.h5").exists()
 
 
+def test_resuming_under_another_recipe_is_one_line_and_trains_nothing(tmp_path, cifar10_dir):
+    run_dir = tmp_path / f"{DEFAULT_MODEL}-quick"
+    run_dir.mkdir()
+    recipe = get_config(DEFAULT_MODEL, quick=True).recipe.as_dict()
+    started = recipe | {"seed": recipe["seed"] + 1}
+    (run_dir / "recipe.json").write_text(json.dumps(started))
+
+    result = run_train("fit", "--quick", "--runs-dir", str(tmp_path), cifar10_dir=cifar10_dir)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert (
+        lines[-1].startswith("error: ")
+        and f"another recipe (seed {started['seed']} -> {recipe['seed']})" in lines[-1]
+    )
+    assert sorted(p.name for p in run_dir.iterdir()) == ["recipe.json"]
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [

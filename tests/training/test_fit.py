@@ -1,0 +1,33 @@
+"""A run folder keeps the recipe it was started with and refuses to resume under another."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from train.artifacts import RecipeMismatchError, RunFiles, claim_run
+from train.models import Recipe
+
+
+def test_a_new_run_records_its_recipe_and_resumes_under_the_same(tmp_path: Path) -> None:
+    files = RunFiles(tmp_path / "default", "default")
+    recipe = Recipe(epochs=90, qat_epochs=1, teacher="default")
+    claim_run(files, recipe.as_dict())
+    assert json.loads(files.recipe.read_text()) == recipe.as_dict()
+    claim_run(files, Recipe(epochs=90, qat_epochs=1, teacher="default").as_dict())
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [({"cutout": 12}, "cutout 0 -> 12"), ({"teacher": None}, "teacher 'default' -> None")],
+)
+def test_a_different_recipe_is_refused_and_the_record_kept(
+    tmp_path: Path, change: dict[str, object], named: str
+) -> None:
+    files = RunFiles(tmp_path / "default", "default")
+    started = Recipe(epochs=90, teacher="default")
+    claim_run(files, started.as_dict())
+    with pytest.raises(RecipeMismatchError, match=named):
+        claim_run(files, dataclasses.replace(started, **change).as_dict())
+    assert json.loads(files.recipe.read_text()) == started.as_dict()
