@@ -118,7 +118,7 @@ CONFIGS: dict[str, ModelConfig] = {
     "default": ModelConfig(
         name="default",
         build=lambda: residual_cnn((16, 32, 64, 128), "default"),
-        recipe=Recipe(epochs=90, qat_epochs=1),
+        recipe=Recipe(epochs=90, qat_epochs=1, cutout=12),
         description="ResNet-9-style residual CNN, widths 16/32/64/128, for Pi-class CPUs.",
         int8_budget_kib=500,
     ),
