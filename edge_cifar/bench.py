@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from edge_cifar.classifier import STAGES, Classifier
 from edge_cifar.interpreter import Model, TensorInfo
@@ -19,6 +20,7 @@ from edge_cifar.model_files import REFERENCE_MODEL, card_accuracy, int8_filename
 FRAME_SHAPE = (480, 640, 3)  # a VGA camera frame, height x width x BGR
 DEFAULT_RUNS = 200
 DEFAULT_WARMUP = 20  # the first invokes pay for allocation and cache misses; keep them out
+TURN = 10  # timed runs a model takes before the next model's turn
 
 
 @dataclass(frozen=True)
@@ -96,52 +98,86 @@ class ModelBench:
         }
 
 
-def bench_model(
-    model_path: Path,
+def turns(runs: int, models: int, turn: int = TURN) -> list[tuple[int, int]]:
+    """(model index, timed runs) in the order they are taken: each model in turn times up to
+    `turn` runs until every model has `runs`."""
+    return [
+        (index, min(turn, runs - done)) for done in range(0, runs, turn) for index in range(models)
+    ]
+
+
+class _Timing:
+    """One model under test and the milliseconds gathered for it so far."""
+
+    def __init__(self, model: Model, frame: npt.NDArray[np.uint8]) -> None:
+        self.model = model
+        self.classifier = Classifier(model)
+        self.frame = frame
+        self.invoke_ms: list[float] = []
+        self.stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
+
+    def time_invokes(self, untimed: int, timed: int) -> None:
+        for i in range(untimed + timed):
+            start = time.perf_counter()
+            self.model.invoke()
+            if i >= untimed:
+                self.invoke_ms.append((time.perf_counter() - start) * 1e3)
+
+    def time_frames(self, untimed: int, timed: int) -> None:
+        for i in range(untimed + timed):
+            timings = self.classifier.classify(self.frame).timings_ms
+            if i >= untimed:
+                for stage in STAGES:
+                    self.stage_ms[stage].append(timings[stage])
+
+    def result(self, threads: int | None) -> ModelBench:
+        frame_ms = [sum(parts) for parts in zip(*self.stage_ms.values(), strict=True)]
+        model = self.model
+        return ModelBench(
+            path=model.path,
+            backend=model.backend.name,
+            threads=threads,
+            size_bytes=model.size_bytes,
+            quantized=model.quantized,
+            input=model.input,
+            output=model.output,
+            op_counts=model.op_counts(),
+            invoke=Latency.of(self.invoke_ms),
+            stages={stage: Latency.of(values) for stage, values in self.stage_ms.items()},
+            frame=Latency.of(frame_ms),
+            accuracy=card_accuracy(model.path, model.quantized),
+        )
+
+
+def bench_models(
+    model_paths: list[Path],
     *,
     runs: int = DEFAULT_RUNS,
     warmup: int = DEFAULT_WARMUP,
     threads: int | None = None,
     runtime: str | None = None,
     seed: int = 0,
-) -> ModelBench:
-    """Time `runs` invokes, then `runs` full frames, each after `warmup` untimed ones."""
+) -> list[ModelBench]:
+    """Time `runs` invokes, then `runs` full frames, of every model, each after `warmup` untimed
+    ones. The models take turns of `TURN` timed runs, so a change in the CPU's pace during the
+    benchmark (another process, a clock or thermal step) falls on all of them alike and their
+    ratios hold within one run. A turn starts with one untimed run when there is a warmup, since
+    the model before it has pushed this one's weights out of the cache."""
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0 (got {runs}, {warmup})")
-    model = Model(model_path, threads=threads, runtime=runtime)
-    classifier = Classifier(model)
     frame = np.random.default_rng(seed).integers(0, 256, FRAME_SHAPE, dtype=np.uint8)
-
-    classifier.classify(frame)  # sets a realistic input for the invoke-only timing
-    invoke_ms = []
-    for i in range(warmup + runs):
-        start = time.perf_counter()
-        model.invoke()
-        if i >= warmup:
-            invoke_ms.append((time.perf_counter() - start) * 1e3)
-
-    stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
-    for i in range(warmup + runs):
-        timings = classifier.classify(frame).timings_ms
-        if i >= warmup:
-            for stage in STAGES:
-                stage_ms[stage].append(timings[stage])
-    frame_ms = [sum(parts) for parts in zip(*stage_ms.values(), strict=True)]
-
-    return ModelBench(
-        path=model_path,
-        backend=model.backend.name,
-        threads=threads,
-        size_bytes=model.size_bytes,
-        quantized=model.quantized,
-        input=model.input,
-        output=model.output,
-        op_counts=model.op_counts(),
-        invoke=Latency.of(invoke_ms),
-        stages={stage: Latency.of(values) for stage, values in stage_ms.items()},
-        frame=Latency.of(frame_ms),
-        accuracy=card_accuracy(model_path, model.quantized),
-    )
+    timings = [
+        _Timing(Model(path, threads=threads, runtime=runtime), frame) for path in model_paths
+    ]
+    for timing in timings:
+        timing.classifier.classify(frame)  # sets a realistic input for the invoke-only timing
+    rewarm = min(warmup, 1)
+    for phase in (_Timing.time_invokes, _Timing.time_frames):
+        for timing in timings:
+            phase(timing, warmup, 0)
+        for index, timed in turns(runs, len(timings)):
+            phase(timings[index], rewarm, timed)
+    return [timing.result(threads) for timing in timings]
 
 
 def _ratio(value: float | None, baseline: float | None) -> float | None:

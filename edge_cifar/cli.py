@@ -211,16 +211,13 @@ def bench(
     """Latency of invoke and of a 640x480 frame's stages; several models side by side in a
     frontier table (accuracy from each model's card, size, p50 latency, ratios to seed_int8)."""
     with one_line_errors():
-        results = [
-            benchmark.bench_model(
-                path,
-                runs=runs,
-                warmup=warmup,
-                threads=threads,
-                runtime=runtime.value if runtime else None,
-            )
-            for path in models
-        ]
+        results = benchmark.bench_models(
+            models,
+            runs=runs,
+            warmup=warmup,
+            threads=threads,
+            runtime=runtime.value if runtime else None,
+        )
     if as_json:
         typer.echo(json.dumps(benchmark.report_json(results), indent=2))
         return

@@ -1,5 +1,6 @@
 """`bench` and `info`: latency statistics, the stage breakdown, model facts, and comparisons."""
 
+import itertools
 import json
 import shutil
 from dataclasses import replace
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_cifar.bench import Latency, bench_model, on_frontier, pick_baseline
+from edge_cifar.bench import Latency, bench_models, on_frontier, pick_baseline, turns
+from edge_cifar.interpreter import Model
 from edge_cifar.model_files import REFERENCE_MODEL
 
 PERCENTILES = ("min", "p50", "p90", "p99", "max")
@@ -85,9 +87,35 @@ def test_bench_text_ends_with_the_frontier_table(cli, carded_models):
     assert legend.startswith(f"ratios (x) are to {int8_path.name}")
 
 
+def test_models_take_turns_until_each_has_its_runs():
+    assert turns(25, 2, turn=10) == [(0, 10), (1, 10), (0, 10), (1, 10), (0, 5), (1, 5)]
+    assert turns(3, 1, turn=10) == [(0, 3)]
+    assert sum(timed for index, timed in turns(200, 3) if index == 2) == 200
+
+
+def test_bench_interleaves_the_models_so_drift_falls_on_all_alike(monkeypatch, carded_models):
+    invoked: list[Path] = []
+    real_invoke = Model.invoke
+
+    def recording_invoke(self):
+        invoked.append(self.path)
+        real_invoke(self)
+
+    monkeypatch.setattr(Model, "invoke", recording_invoke)
+    int8_path, float_path = carded_models
+    benches = bench_models([int8_path, float_path], runs=20, warmup=0, threads=1)
+    assert [b.invoke.runs for b in benches] == [20, 20]
+    assert [b.frame.runs for b in benches] == [20, 20]
+    # one frame each to set the input, then turns of 10 invokes, then turns of 10 frames
+    order = [path for path, _ in itertools.groupby(invoked)]
+    assert order == [int8_path, float_path] * 5
+    assert len(invoked) == 2 + 2 * 20 + 2 * 20
+
+
 @pytest.fixture(scope="module")
 def one_bench(model_path):
-    return bench_model(model_path, runs=1, warmup=0, threads=1)
+    (bench,) = bench_models([model_path], runs=1, warmup=0, threads=1)
+    return bench
 
 
 def variant(bench, name, accuracy, p50, size):
