@@ -98,7 +98,15 @@ def claim_run(files: RunFiles, recipe: dict[str, Any]) -> None:
     if not files.recipe.is_file():
         write_atomic(files.recipe, json.dumps(recipe, indent=2).encode())
         return
-    started = json.loads(files.recipe.read_text())
+    try:
+        started = json.loads(files.recipe.read_text())
+        if not isinstance(started, dict):
+            raise ValueError(f"a JSON {type(started).__name__}, not an object")
+    except (OSError, ValueError) as error:  # bad JSON and bad UTF-8 are ValueErrors too
+        raise RecipeMismatchError(
+            f"{files.recipe} is not a readable recipe ({error}); move {files.root} away to "
+            "start afresh, or restore the file to resume that run"
+        ) from None
     changed = sorted(
         key for key in recipe.keys() | started.keys() if recipe.get(key) != started.get(key)
     )

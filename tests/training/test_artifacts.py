@@ -31,3 +31,13 @@ def test_a_different_recipe_is_refused_and_the_record_kept(
     with pytest.raises(RecipeMismatchError, match=named):
         claim_run(files, dataclasses.replace(started, **change).as_dict())
     assert json.loads(files.recipe.read_text()) == started.as_dict()
+
+
+@pytest.mark.parametrize("content", [b'{"epochs": 9', b"[]", b"\xff\xfe"])
+def test_an_unreadable_recipe_record_is_a_one_line_refusal(tmp_path: Path, content: bytes) -> None:
+    files = RunFiles(tmp_path / "default", "default")
+    files.root.mkdir()
+    files.recipe.write_bytes(content)
+    with pytest.raises(RecipeMismatchError, match="not a readable recipe"):
+        claim_run(files, Recipe(epochs=90).as_dict())
+    assert files.recipe.read_bytes() == content
