@@ -126,7 +126,7 @@ CONFIGS: dict[str, ModelConfig] = {
         name="tiny",
         # No residual pair in the last stage: at 80 channels it alone would be 115k parameters.
         build=lambda: residual_cnn((10, 20, 40, 80), "tiny", (True, True, False)),
-        recipe=Recipe(epochs=75, qat_epochs=1, teacher="default"),
+        recipe=Recipe(epochs=65, qat_epochs=1, teacher="default"),
         description="ResNet-9-style residual CNN, widths 10/20/40/80, for microcontrollers; "
         "distilled from `default`.",
         int8_budget_kib=96,
