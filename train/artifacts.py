@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,15 @@ def write_npz(path: Path, **arrays: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, allow_pickle=False, **arrays)
     write_atomic(path, buffer.getvalue())
+
+
+def read_json(path: Path, error: Callable[[str], Exception]) -> Any:
+    """The JSON in `path`; a missing or unreadable file raises `error(reason)`, so each caller
+    reports it in its own words, as one line."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as reason:  # bad JSON and bad UTF-8 are ValueErrors
+        raise error(str(reason)) from None
 
 
 @dataclass(frozen=True)
@@ -98,15 +108,16 @@ def claim_run(files: RunFiles, recipe: dict[str, Any]) -> None:
     if not files.recipe.is_file():
         write_atomic(files.recipe, json.dumps(recipe, indent=2).encode())
         return
-    try:
-        started = json.loads(files.recipe.read_text())
-        if not isinstance(started, dict):
-            raise ValueError(f"a JSON {type(started).__name__}, not an object")
-    except (OSError, ValueError) as error:  # bad JSON and bad UTF-8 are ValueErrors too
-        raise RecipeMismatchError(
-            f"{files.recipe} is not a readable recipe ({error}); move {files.root} away to "
+
+    def unreadable(reason: str) -> RecipeMismatchError:
+        return RecipeMismatchError(
+            f"{files.recipe} is not a readable recipe ({reason}); move {files.root} away to "
             "start afresh, or restore the file to resume that run"
-        ) from None
+        )
+
+    started = read_json(files.recipe, unreadable)
+    if not isinstance(started, dict):
+        raise unreadable(f"a JSON {type(started).__name__}, not an object")
     changed = sorted(
         key for key in recipe.keys() | started.keys() if recipe.get(key) != started.get(key)
     )

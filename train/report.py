@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from edge_cifar.labels import CLASS_NAMES, NUM_CLASSES
 from train import metrics
-from train.artifacts import RunFiles, write_atomic
+from train.artifacts import RunFiles, read_json, write_atomic
 from train.data import Split, subset
 
 # ~90 dpi keeps a whole report well under 2 MB while 8-point captions stay legible.
@@ -97,10 +97,7 @@ def load_run(files: RunFiles, card_path: Path) -> RunArtefacts:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ReportError(f"{path}: not readable JSON ({error})") from None
+    return read_json(path, lambda reason: ReportError(f"{path}: not readable JSON ({reason})"))
 
 
 def _read_history(path: Path) -> list[dict[str, Any]]:

@@ -269,6 +269,16 @@ def test_predictions_that_disagree_with_evaluation_json_are_refused(tmp_path, te
         report.load_run(RunFiles(run_dir, "seed"), tmp_path / "no.card.json")
 
 
+def test_a_truncated_evaluation_json_is_refused_in_one_line(tmp_path, test_labels):
+    run_dir = tmp_path / "seed"
+    write_fake_run(run_dir, test_labels)
+    evaluation = run_dir / "evaluation.json"
+    evaluation.write_bytes(evaluation.read_bytes()[:40])
+    with pytest.raises(report.ReportError, match=r"evaluation\.json: not readable JSON") as error:
+        report.load_run(RunFiles(run_dir, "seed"), tmp_path / "no.card.json")
+    assert "\n" not in str(error.value)
+
+
 def test_predictions_for_other_test_images_are_refused(tmp_path, test_labels):
     run_dir = tmp_path / "seed"
     write_fake_run(run_dir, test_labels)
