@@ -20,7 +20,6 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_cifar.flatbuffer import FlatbufferError, check_tflite
-from edge_cifar.labels import NUM_CLASSES
 from edge_cifar.preprocess import FrameError, InputSpec
 
 BACKENDS: dict[str, str] = {
@@ -177,9 +176,10 @@ class Model:
             raise ModelError(
                 f"{self.path}: expected an input of shape 1xHxWx3, got {list(in_shape)}"
             )
-        if len(out_shape) != 2 or out_shape[1] != NUM_CLASSES:
+        # Any number of classes: a model trained on a user's image folders has its own.
+        if len(out_shape) != 2 or out_shape[1] < 2:
             raise ModelError(
-                f"{self.path}: expected an output of {NUM_CLASSES} class scores, "
+                f"{self.path}: expected an output of 1xN class scores (N >= 2), "
                 f"got {list(out_shape)}"
             )
         try:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_cifar.labels import NUM_CLASSES
+from edge_cifar.labels import CLASS_NAMES, NUM_CLASSES
 
 ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 # The MD5 the CIFAR-10 home page publishes for the binary archive.
@@ -42,14 +42,19 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class Split:
-    images: np.ndarray  # N x 32 x 32 x 3, uint8, RGB
-    labels: np.ndarray  # N, uint8, 0..9
+    images: np.ndarray  # N x H x W x 3, uint8, RGB (32 x 32 for CIFAR-10)
+    labels: np.ndarray  # N, indices into class_names (uint8 for CIFAR-10)
+    class_names: tuple[str, ...] = CLASS_NAMES
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def classes(self) -> int:
+        return len(self.class_names)
+
     def take(self, indices: np.ndarray) -> Split:
-        return Split(self.images[indices], self.labels[indices])
+        return Split(self.images[indices], self.labels[indices], self.class_names)
 
 
 @dataclass(frozen=True)
@@ -245,11 +250,11 @@ def _download(url: str, destination: Path) -> None:
         raise DataError(f"cannot download {url}: {getattr(error, 'reason', error)}") from None
 
 
-def _balanced_indices(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+def _balanced_indices(labels: np.ndarray, count: int, seed: int, classes: int) -> np.ndarray:
     """`count` indices, the same number from each class, in ascending order."""
     rng = np.random.default_rng(seed)
-    per_class = count // NUM_CLASSES
-    chosen = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(NUM_CLASSES)]
+    per_class = count // classes
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(classes)]
     return np.sort(np.concatenate(chosen))
 
 
@@ -257,11 +262,13 @@ def stratified_split(
     split: Split, validation_size: int = VALIDATION_SIZE, seed: int = 0
 ) -> tuple[Split, Split]:
     """Hold out `validation_size` training images, the same number from each class."""
-    held_out = _balanced_indices(split.labels, validation_size, seed)
+    held_out = _balanced_indices(split.labels, validation_size, seed, split.classes)
     kept = np.setdiff1d(np.arange(len(split)), held_out, assume_unique=True)
     return split.take(kept), split.take(held_out)
 
 
 def subset(split: Split, size: int, seed: int = 0) -> Split:
     """A class-balanced random subset (for QUICK runs)."""
-    return split if size >= len(split) else split.take(_balanced_indices(split.labels, size, seed))
+    if size >= len(split):
+        return split
+    return split.take(_balanced_indices(split.labels, size, seed, split.classes))

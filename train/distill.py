@@ -76,9 +76,11 @@ def teacher_scores(model_path: Path, split: Split, cache: Path) -> np.ndarray:
     return scores
 
 
-def mix_targets(labels: np.ndarray, scores: np.ndarray | None, weight: float) -> np.ndarray:
+def mix_targets(
+    labels: np.ndarray, classes: int, scores: np.ndarray | None, weight: float
+) -> np.ndarray:
     """(1 - weight) x one-hot labels + weight x the teacher's scores; one-hot without a teacher."""
-    hard = one_hot(labels)
+    hard = one_hot(labels, classes)
     if scores is None:
         return hard
     return ((1.0 - weight) * hard + weight * scores).astype(np.float32)
@@ -87,8 +89,8 @@ def mix_targets(labels: np.ndarray, scores: np.ndarray | None, weight: float) ->
 def training_targets(recipe: Recipe, train: Split, files: RunFiles) -> np.ndarray:
     """The target distributions the recipe trains `train` on."""
     if recipe.teacher is None:
-        return mix_targets(train.labels, None, 0.0)
+        return mix_targets(train.labels, train.classes, None, 0.0)
     scores = teacher_scores(
         teacher_path(recipe.teacher), train, files.teacher_scores(recipe.teacher)
     )
-    return mix_targets(train.labels, scores, recipe.distillation_weight)
+    return mix_targets(train.labels, train.classes, scores, recipe.distillation_weight)

@@ -16,7 +16,6 @@ import tf_keras as keras
 
 from edge_cifar.classifier import Classifier
 from edge_cifar.interpreter import Model
-from edge_cifar.labels import CLASS_NAMES
 from edge_cifar.preprocess import PIXEL_SCALE
 from train.artifacts import RunFiles, write_atomic, write_npz
 from train.data import Split
@@ -27,8 +26,9 @@ MODEL_KINDS = ("float_keras", "float_tflite", "int8_tflite")
 
 def tflite_scores(model_path: Path, images: np.ndarray) -> np.ndarray:
     """Class scores of a TFLite model for RGB images, one frame at a time as on the device."""
-    classifier = Classifier(Model(model_path, threads=1))
-    scores = np.empty((len(images), len(CLASS_NAMES)), dtype=np.float32)
+    model = Model(model_path, threads=1)
+    classifier = Classifier(model)
+    scores = np.empty((len(images), model.output.shape[-1]), dtype=np.float32)
     for i, image in enumerate(images):
         scores[i] = classifier.classify(np.ascontiguousarray(image[..., ::-1])).scores
     return scores
@@ -48,10 +48,14 @@ def evaluate(float_model: keras.Model, files: RunFiles, test: Split) -> dict[str
         "int8_tflite": tflite_scores(files.int8_model, test.images),
     }
     predictions = {kind: s.argmax(axis=1) for kind, s in scores.items()}
-    reports = {kind: classification_report(test.labels, p) for kind, p in predictions.items()}
+    reports = {
+        kind: classification_report(test.labels, p, test.class_names)
+        for kind, p in predictions.items()
+    }
     int8_drop = reports["float_keras"]["accuracy"] - reports["int8_tflite"]["accuracy"]
     result = {
         "test_images": len(test),
+        "class_names": list(test.class_names),
         "accuracy": {kind: reports[kind]["accuracy"] for kind in MODEL_KINDS},
         "int8_drop_pt": round(100 * int8_drop, 4),
         "int8_agreement_with_float_keras": float(

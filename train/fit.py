@@ -172,9 +172,14 @@ def train_float(config: ModelConfig, train: Split, validation: Split, files: Run
     """Train the float model unless its weights exist; returns the weights file."""
     recipe = config.recipe
     phase = Phase("float", recipe.epochs, recipe.peak_lr, recipe.warmup_epochs, files.float_weights)
-    return train_phase(
-        phase, config.build, recipe=recipe, train=train, validation=validation, files=files
-    )
+    build = config.build
+    if (pretrained := recipe.pretrained) is not None:
+        from train.transfer import pretrained_model
+
+        def build() -> keras.Model:
+            return pretrained_model(config.build, pretrained, train)
+
+    return train_phase(phase, build, recipe=recipe, train=train, validation=validation, files=files)
 
 
 def save_weights(model: keras.Model, path: Path) -> None:

@@ -6,14 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from edge_cifar.labels import CLASS_NAMES, NUM_CLASSES
+from edge_cifar.labels import CLASS_NAMES
 
 
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
     """Counts: row = true class, column = predicted class."""
-    flat = labels.astype(np.int64) * NUM_CLASSES + predictions.astype(np.int64)
-    counts = np.bincount(flat, minlength=NUM_CLASSES**2)
-    return counts.reshape(NUM_CLASSES, NUM_CLASSES).astype(np.int64)
+    flat = labels.astype(np.int64) * classes + predictions.astype(np.int64)
+    counts = np.bincount(flat, minlength=classes**2)
+    return counts.reshape(classes, classes).astype(np.int64)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -22,9 +22,11 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return result
 
 
-def classification_report(labels: np.ndarray, predictions: np.ndarray) -> dict[str, Any]:
+def classification_report(
+    labels: np.ndarray, predictions: np.ndarray, class_names: tuple[str, ...] = CLASS_NAMES
+) -> dict[str, Any]:
     """Accuracy; per-class precision, recall, F1 and support; macro and weighted averages."""
-    matrix = confusion_matrix(labels, predictions)
+    matrix = confusion_matrix(labels, predictions, len(class_names))
     true_positives = np.diag(matrix).astype(float)
     support = matrix.sum(axis=1)
     precision = _ratio(true_positives, matrix.sum(axis=0).astype(float))
@@ -37,7 +39,7 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray) -> dict[s
             "f1": float(f1[i]),
             "support": int(support[i]),
         }
-        for i, name in enumerate(CLASS_NAMES)
+        for i, name in enumerate(class_names)
     }
     weights = support / max(int(support.sum()), 1)
     return {
@@ -59,16 +61,18 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray) -> dict[s
     }
 
 
-def most_confused_pairs(matrix: np.ndarray, count: int = 5) -> list[dict[str, Any]]:
+def most_confused_pairs(
+    matrix: np.ndarray, class_names: tuple[str, ...] = CLASS_NAMES, count: int = 5
+) -> list[dict[str, Any]]:
     """The off-diagonal cells with the most images, largest first."""
     off_diagonal = np.array(matrix, dtype=np.int64)
     np.fill_diagonal(off_diagonal, 0)
     order = np.argsort(-off_diagonal, axis=None, kind="stable")[:count]
     return [
         {
-            "true": CLASS_NAMES[i],
-            "predicted": CLASS_NAMES[j],
+            "true": class_names[i],
+            "predicted": class_names[j],
             "count": int(off_diagonal[i, j]),
         }
-        for i, j in (divmod(int(k), NUM_CLASSES) for k in order)
+        for i, j in (divmod(int(k), len(class_names)) for k in order)
     ]

@@ -37,19 +37,31 @@ class Recipe:
     # whose class scores make up `distillation_weight` of every training target (train/distill.py).
     teacher: str | None = None
     distillation_weight: float = 0.5
+    # Transfer: the shipped float model (`firmware_models/<pretrained>_float.tflite`) whose conv
+    # weights the float model starts from, under a new head (train/transfer.py).
+    pretrained: str | None = None
     seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+# An architecture builds a model for an input shape (H, W, 3) and a number of classes.
+Architecture = Callable[[tuple[int, int, int], int], keras.Model]
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
-    build: Callable[[], keras.Model]
+    architecture: Architecture
     recipe: Recipe = field(default_factory=Recipe)
     description: str = ""
     int8_budget_kib: int | None = None  # the largest INT8 file the config's target device takes
+    input_size: int = INPUT_SHAPE[0]  # square inputs: the side in pixels
+    classes: int = NUM_CLASSES
+
+    def build(self) -> keras.Model:
+        return self.architecture((self.input_size, self.input_size, 3), self.classes)
 
 
 def conv_bn_relu(x: Any, filters: int, name: str, strides: int = 1) -> Any:
@@ -60,17 +72,21 @@ def conv_bn_relu(x: Any, filters: int, name: str, strides: int = 1) -> Any:
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def classifier_head(x: Any) -> Any:
-    x = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
+def classifier_head(x: Any, classes: int) -> Any:
+    x = keras.layers.Dense(classes, name="logits")(x)
     return keras.layers.Softmax(name="probabilities")(x)
 
 
 # Lighter than the notebook's 0.2/0.3/0.4/0.5: with crop + flip, label smoothing and weight decay a
 # short (18-epoch) schedule underfits rather than overfits.
-def seed_cnn(dropouts: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.3)) -> keras.Model:
+def seed_cnn(
+    input_shape: tuple[int, int, int] = INPUT_SHAPE,
+    classes: int = NUM_CLASSES,
+    dropouts: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.3),
+) -> keras.Model:
     """The notebook's CNN: three blocks of two 3x3 convs (32, 64, 128), max-pool and dropout each,
     then Dense 128 and the classifier."""
-    inputs = keras.Input(INPUT_SHAPE, name="image")
+    inputs = keras.Input(input_shape, name="image")
     x = inputs
     for block, filters in enumerate((32, 64, 128), start=1):
         x = conv_bn_relu(x, filters, f"block{block}a")
@@ -80,13 +96,15 @@ def seed_cnn(dropouts: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.3))
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(128, activation="relu", name="dense")(x)
     x = keras.layers.Dropout(dropouts[3], name="dense_dropout")(x)
-    return keras.Model(inputs, classifier_head(x), name="seed")
+    return keras.Model(inputs, classifier_head(x, classes), name="seed")
 
 
 def residual_cnn(
     widths: tuple[int, int, int, int],
     name: str,
     residual: tuple[bool, bool, bool] = (True, False, True),
+    input_shape: tuple[int, int, int] = INPUT_SHAPE,
+    classes: int = NUM_CLASSES,
 ) -> keras.Model:
     """A ResNet-9-style net (Page's DAWNBench layout): a stem conv, then three stages of conv +
     max-pool, each followed by a residual pair of convs where `residual` says so (Page's: the first
@@ -94,7 +112,7 @@ def residual_cnn(
 
     Wide late stages on small feature maps buy capacity cheaply in multiply-adds, and only nine
     convs keep a CPU training step short."""
-    inputs = keras.Input(INPUT_SHAPE, name="image")
+    inputs = keras.Input(input_shape, name="image")
     x = conv_bn_relu(inputs, widths[0], "stem")
     stages = zip(widths[1:], residual, strict=True)
     for stage, (filters, has_residual) in enumerate(stages, start=1):
@@ -105,19 +123,21 @@ def residual_cnn(
             branch = conv_bn_relu(branch, filters, f"stage{stage}_res2")
             x = keras.layers.Add(name=f"stage{stage}_add")([x, branch])
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    return keras.Model(inputs, classifier_head(x), name=name)
+    return keras.Model(inputs, classifier_head(x, classes), name=name)
 
 
 CONFIGS: dict[str, ModelConfig] = {
     "seed": ModelConfig(
         name="seed",
-        build=seed_cnn,
+        architecture=seed_cnn,
         recipe=Recipe(epochs=18, qat_epochs=1),
         description="The notebook's 6-conv CNN: 32/64/128 filters, BN, max-pool, dropout, dense.",
     ),
     "default": ModelConfig(
         name="default",
-        build=lambda: residual_cnn((16, 32, 64, 128), "default"),
+        architecture=lambda shape, classes: residual_cnn(
+            (16, 32, 64, 128), "default", input_shape=shape, classes=classes
+        ),
         recipe=Recipe(epochs=90, qat_epochs=1, cutout=12),
         description="ResNet-9-style residual CNN, widths 16/32/64/128, for Pi-class CPUs.",
         int8_budget_kib=500,
@@ -125,7 +145,9 @@ CONFIGS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(
         name="tiny",
         # No residual pair in the last stage: at 80 channels it alone would be 115k parameters.
-        build=lambda: residual_cnn((10, 20, 40, 80), "tiny", (True, True, False)),
+        architecture=lambda shape, classes: residual_cnn(
+            (10, 20, 40, 80), "tiny", (True, True, False), shape, classes
+        ),
         recipe=Recipe(epochs=65, qat_epochs=1, teacher="default"),
         description="ResNet-9-style residual CNN, widths 10/20/40/80, for microcontrollers; "
         "distilled from `default`.",
@@ -139,10 +161,50 @@ def get_config(name: str, *, quick: bool = False) -> ModelConfig:
     if name not in CONFIGS:
         raise KeyError(f"unknown model {name!r}; choose one of {', '.join(CONFIGS)}")
     config = CONFIGS[name]
+    return replace(config, recipe=quick_schedule(config.recipe)) if quick else config
+
+
+def quick_schedule(recipe: Recipe) -> Recipe:
+    # Small batches give the few thousand QUICK images enough steps for BatchNorm's statistics.
+    return replace(recipe, epochs=3, warmup_epochs=1, qat_epochs=1, batch_size=64)
+
+
+# An image folder's recipe, from the transfer measurement in train/NOTES.md (500 training images,
+# five classes): small batches give a few hundred images enough steps per epoch.
+FOLDER_SCHEDULE = {"epochs": 40, "batch_size": 32, "warmup_epochs": 2}
+FINE_TUNE_PEAK_LR = 0.02  # a pretrained net fine-tunes at a fifth of the from-scratch peak
+
+
+def folder_config(
+    config: ModelConfig,
+    name: str,
+    class_names: tuple[str, ...],
+    size: int,
+    pretrained: str | None,
+    *,
+    quick: bool = False,
+) -> ModelConfig:
+    """`config`'s architecture for an image folder: its classes, an input `size` pixels square,
+    and, with `pretrained`, the conv weights of that shipped model as the starting point."""
+    recipe = replace(
+        config.recipe,
+        **FOLDER_SCHEDULE,
+        # Cutout and the crop padding cover the same share of a larger input as of a 32 x 32 one.
+        cutout=config.recipe.cutout * size // INPUT_SHAPE[0],
+        teacher=None,
+        pretrained=pretrained,
+        peak_lr=FINE_TUNE_PEAK_LR if pretrained else config.recipe.peak_lr,
+    )
     if quick:
-        # Small batches give the few thousand QUICK images enough steps for BatchNorm's statistics.
-        quick_recipe = replace(
-            config.recipe, epochs=3, warmup_epochs=1, qat_epochs=1, batch_size=64
-        )
-        config = replace(config, recipe=quick_recipe)
-    return config
+        recipe = quick_schedule(recipe)
+    start = f"fine-tuned from `{pretrained}`'s conv weights" if pretrained else "from scratch"
+    return replace(
+        config,
+        name=name,
+        recipe=recipe,
+        classes=len(class_names),
+        input_size=size,
+        description=f"`{config.name}` architecture at {size} x {size} px for "
+        f"{len(class_names)} classes ({', '.join(class_names)}), trained {start}.",
+        int8_budget_kib=None,
+    )

@@ -9,15 +9,17 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from edge_cifar.labels import NUM_CLASSES
 from edge_cifar.preprocess import PIXEL_SCALE
 from train.data import Split
 
-PAD = 4  # random 32x32 crops from a 40x40 reflect-padded image: shifts of up to 4 pixels
+# Random crops from an image reflect-padded by an eighth of its side: shifts of up to 4 pixels
+# for a 32x32 CIFAR-10 image (a 40x40 padded one), the same share of a larger input.
+PAD_FRACTION = 8
 
 
 def _crop_and_flip(image: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
-    padded = tf.pad(image, [[PAD, PAD], [PAD, PAD], [0, 0]], mode="REFLECT")
+    pad = image.shape[0] // PAD_FRACTION
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
     cropped = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seeds[0])
     return tf.image.stateless_random_flip_left_right(cropped, seed=seeds[1])
 
@@ -38,8 +40,8 @@ def _to_model_input(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, t
     return tf.cast(images, tf.float32) * PIXEL_SCALE, targets
 
 
-def one_hot(labels: np.ndarray) -> np.ndarray:
-    targets: np.ndarray = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
+    targets: np.ndarray = np.eye(classes, dtype=np.float32)[labels]
     return targets
 
 
@@ -82,7 +84,7 @@ def training_dataset(
 
 def evaluation_dataset(split: Split, batch_size: int = 500) -> tf.data.Dataset:
     return (
-        tf.data.Dataset.from_tensor_slices((split.images, one_hot(split.labels)))
+        tf.data.Dataset.from_tensor_slices((split.images, one_hot(split.labels, split.classes)))
         .batch(batch_size)
         .map(_to_model_input)
         .prefetch(tf.data.AUTOTUNE)

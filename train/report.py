@@ -21,7 +21,6 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from edge_cifar.labels import CLASS_NAMES, NUM_CLASSES
 from train import metrics
 from train.artifacts import RunFiles, read_json, write_atomic
 from train.data import Split, subset
@@ -59,7 +58,7 @@ class RunArtefacts:
     files: RunFiles
     history: list[dict[str, Any]]  # float epochs, then QAT epochs
     labels: np.ndarray  # N, the evaluated test labels
-    scores: dict[str, np.ndarray]  # model kind -> N x 10 class scores
+    scores: dict[str, np.ndarray]  # model kind -> N x classes scores
     evaluation: dict[str, Any]
     card: dict[str, Any] | None
     card_path: Path
@@ -122,11 +121,12 @@ def _read_predictions(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         raise ReportError(f"{path}: lacks {', '.join(lacking)}")
     labels = arrays["labels"].astype(np.int64)
     scores = {key.removesuffix("_scores"): arrays[key].astype(np.float32) for key in SCORE_KEYS}
+    classes = scores["float_keras"].shape[-1]
     for kind, values in scores.items():
-        if values.shape != (len(labels), NUM_CLASSES):
+        if values.shape != (len(labels), classes):
             raise ReportError(
                 f"{path}: {kind} scores have shape {values.shape}, "
-                f"expected ({len(labels)}, {NUM_CLASSES})"
+                f"expected ({len(labels)}, {classes})"
             )
     return labels, scores
 
@@ -150,7 +150,7 @@ def _check_consistent(
             f"{len(labels)}: re-run `python -m train evaluate` for this run"
         )
     for kind, values in scores.items():
-        matrix = metrics.confusion_matrix(labels, values.argmax(axis=1))
+        matrix = metrics.confusion_matrix(labels, values.argmax(axis=1), values.shape[1])
         if not np.array_equal(matrix, np.asarray(saved_matrices[kind])):
             raise ReportError(
                 f"{files.evaluation} and {files.predictions} disagree on {kind}: "
@@ -187,7 +187,7 @@ def evaluated_test_split(test: Split, labels: np.ndarray) -> Split:
     evaluated = subset(test, len(labels))
     if len(evaluated) != len(labels) or not np.array_equal(evaluated.labels, labels):
         raise ReportError(
-            f"the saved predictions ({len(labels)} images) do not match the CIFAR-10 test set "
+            f"the saved predictions ({len(labels)} images) do not match the test set "
             "this report reads (another data folder, or another --quick setting?)"
         )
     return evaluated
@@ -281,9 +281,11 @@ def training_curves_png(history: list[dict[str, Any]], model_name: str) -> bytes
     return _png(figure)
 
 
-def confusion_png(labels: np.ndarray, predictions: np.ndarray, model_title: str) -> bytes:
+def confusion_png(
+    labels: np.ndarray, predictions: np.ndarray, model_title: str, names: tuple[str, ...]
+) -> bytes:
     """Counts and row-normalised shares side by side, for one model."""
-    counts = metrics.confusion_matrix(labels, predictions)
+    counts = metrics.confusion_matrix(labels, predictions, len(names))
     row_totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, row_totals, out=np.zeros(counts.shape), where=row_totals > 0)
     accuracy = float(np.trace(counts)) / max(int(counts.sum()), 1)
@@ -302,8 +304,8 @@ def confusion_png(labels: np.ndarray, predictions: np.ndarray, model_title: str)
                 column, row, f"{value:.0f}", ha="center", va="center", fontsize=8, color=colour
             )
         axes.set_title(title)
-        axes.set_xticks(range(NUM_CLASSES), CLASS_NAMES, rotation=45, ha="right")
-        axes.set_yticks(range(NUM_CLASSES), CLASS_NAMES)
+        axes.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        axes.set_yticks(range(len(names)), names)
         axes.set_xlabel("predicted class")
         axes.set_ylabel("true class")
         figure.colorbar(image, ax=axes, shrink=0.8)
@@ -331,17 +333,17 @@ def gallery_png(
     return _png(figure)
 
 
-def _label_and_score(scores: np.ndarray) -> str:
+def _label_and_score(scores: np.ndarray, names: tuple[str, ...]) -> str:
     predicted = int(scores.argmax())
-    return f"{CLASS_NAMES[predicted]} {scores[predicted]:.2f}"
+    return f"{names[predicted]} {scores[predicted]:.2f}"
 
 
 def misclassified_png(
-    images: np.ndarray, labels: np.ndarray, scores: np.ndarray, kind: str
+    images: np.ndarray, labels: np.ndarray, scores: np.ndarray, kind: str, names: tuple[str, ...]
 ) -> bytes:
     chosen = misclassified_indices(labels, scores, GALLERY_SIZE)
     captions = [
-        f"true: {CLASS_NAMES[labels[i]]}\npred: {_label_and_score(scores[i])}" for i in chosen
+        f"true: {names[labels[i]]}\npred: {_label_and_score(scores[i], names)}" for i in chosen
     ]
     title = (
         f"{MODEL_TITLES[kind]}: the {len(chosen)} most confident mistakes "
@@ -351,13 +353,17 @@ def misclassified_png(
 
 
 def disagreements_png(
-    images: np.ndarray, labels: np.ndarray, float_scores: np.ndarray, int8_scores: np.ndarray
+    images: np.ndarray,
+    labels: np.ndarray,
+    float_scores: np.ndarray,
+    int8_scores: np.ndarray,
+    names: tuple[str, ...],
 ) -> bytes:
     chosen = disagreement_indices(float_scores, int8_scores, GALLERY_SIZE)
     total = int(np.sum(float_scores.argmax(axis=1) != int8_scores.argmax(axis=1)))
     captions = [
-        f"true: {CLASS_NAMES[labels[i]]}\nfloat: {_label_and_score(float_scores[i])}\n"
-        f"INT8: {_label_and_score(int8_scores[i])}"
+        f"true: {names[labels[i]]}\nfloat: {_label_and_score(float_scores[i], names)}\n"
+        f"INT8: {_label_and_score(int8_scores[i], names)}"
         for i in chosen
     ]
     colours = [
@@ -371,12 +377,12 @@ def disagreements_png(
 
 
 def prediction_grid_png(
-    images: np.ndarray, labels: np.ndarray, scores: np.ndarray, kind: str
+    images: np.ndarray, labels: np.ndarray, scores: np.ndarray, kind: str, names: tuple[str, ...]
 ) -> bytes:
     shown = min(GRID_SIDE * GRID_SIDE, len(labels))
     predictions = scores.argmax(axis=1)
     captions = [
-        f"{_label_and_score(scores[i])}\n(true: {CLASS_NAMES[labels[i]]})" for i in range(shown)
+        f"{_label_and_score(scores[i], names)}\n(true: {names[labels[i]]})" for i in range(shown)
     ]
     colours = [
         CORRECT_COLOUR if predictions[i] == labels[i] else WRONG_COLOUR for i in range(shown)
@@ -389,7 +395,11 @@ def prediction_grid_png(
 
 
 def probability_bars_png(
-    images: np.ndarray, labels: np.ndarray, float_scores: np.ndarray, int8_scores: np.ndarray
+    images: np.ndarray,
+    labels: np.ndarray,
+    float_scores: np.ndarray,
+    int8_scores: np.ndarray,
+    names: tuple[str, ...],
 ) -> bytes:
     chosen = probability_example_indices(
         labels, float_scores.argmax(axis=1), int8_scores.argmax(axis=1), PROBABILITY_EXAMPLES
@@ -403,7 +413,7 @@ def probability_bars_png(
     )
     grid = figure.subplots(rows, 2 * pairs_per_row, width_ratios=[1, 2.4] * pairs_per_row)
     grid = np.atleast_2d(grid)
-    positions = np.arange(NUM_CLASSES)
+    positions = np.arange(len(names))
     for slot in range(rows * pairs_per_row):
         image_axes, bar_axes = grid[slot // pairs_per_row, 2 * (slot % pairs_per_row) :][:2]
         if slot >= len(chosen):
@@ -419,7 +429,7 @@ def probability_bars_png(
             (-0.2, 0.2), (("float_keras", float_scores), ("int8_tflite", int8_scores)), strict=True
         ):
             bar_axes.barh(positions + offset, scores[index], height=0.4, label=MODEL_TITLES[kind])
-        bar_axes.set_yticks(positions, CLASS_NAMES, fontsize=8)
+        bar_axes.set_yticks(positions, names, fontsize=8)
         bar_axes.invert_yaxis()
         true_tick = bar_axes.get_yticklabels()[labels[index]]
         true_tick.set_color("tab:green")
@@ -427,8 +437,8 @@ def probability_bars_png(
         bar_axes.set_xlim(0, 1)
         bar_axes.set_xlabel("score")
         bar_axes.set_title(
-            f"true {CLASS_NAMES[labels[index]]} · float {CLASS_NAMES[float_scores[index].argmax()]}"
-            f" · INT8 {CLASS_NAMES[int8_scores[index].argmax()]}",
+            f"true {names[labels[index]]} · float {names[float_scores[index].argmax()]}"
+            f" · INT8 {names[int8_scores[index].argmax()]}",
             fontsize=9,
         )
         bar_axes.grid(axis="x", alpha=0.3)
@@ -445,36 +455,38 @@ def _outcome(label: int, float_and_int8: np.ndarray) -> str:
 
 def _sample_mosaic(split: Split, per_class: int, gap: int = 2) -> np.ndarray:
     """One image: a row per class, the first `per_class` images of that class, white gaps."""
-    cell = 32 + gap
-    mosaic = np.full((NUM_CLASSES * cell, per_class * cell, 3), 255, dtype=np.uint8)
-    for label in range(NUM_CLASSES):
+    side = split.images.shape[1]
+    cell = side + gap
+    mosaic = np.full((split.classes * cell, per_class * cell, 3), 255, dtype=np.uint8)
+    for label in range(split.classes):
         for column, index in enumerate(np.flatnonzero(split.labels == label)[:per_class]):
             top, left = label * cell, column * cell
-            mosaic[top : top + 32, left : left + 32] = split.images[index]
+            mosaic[top : top + side, left : left + side] = split.images[index]
     return mosaic
 
 
 def data_overview_png(train: Split, validation: Split, test: Split) -> bytes:
+    names = train.class_names
     figure = Figure(figsize=(14, 6.6), layout="constrained")
-    figure.suptitle("CIFAR-10: the data the model was trained and tested on", fontsize=13)
+    figure.suptitle("The data the model was trained and tested on", fontsize=13)
     sample_axes, count_axes = figure.subplots(1, 2, width_ratios=[1, 1.3])
     mosaic = _sample_mosaic(train, SAMPLES_PER_CLASS)
     sample_axes.imshow(mosaic, interpolation="nearest")
-    row_height = mosaic.shape[0] // NUM_CLASSES
-    row_centres = [row_height * label + 16 for label in range(NUM_CLASSES)]
-    sample_axes.set_yticks(row_centres, CLASS_NAMES)
+    row_height = mosaic.shape[0] // len(names)
+    row_centres = [row_height * label + train.images.shape[1] // 2 for label in range(len(names))]
+    sample_axes.set_yticks(row_centres, names)
     sample_axes.set_xticks([])
     sample_axes.set_title(f"training images, the first {SAMPLES_PER_CLASS} of each class")
-    positions = np.arange(NUM_CLASSES)
+    positions = np.arange(len(names))
     splits = (("train", train), ("validation", validation), ("test (evaluated)", test))
     width = 0.8 / len(splits)
     tallest = 0
     for number, (name, split) in enumerate(splits):
-        counts = np.bincount(split.labels, minlength=NUM_CLASSES)
+        counts = np.bincount(split.labels, minlength=len(names))
         tallest = max(tallest, int(counts.max()))
         offset = (number - (len(splits) - 1) / 2) * width
         count_axes.bar(positions + offset, counts, width, label=f"{name}: {len(split):,} images")
-    count_axes.set_xticks(positions, CLASS_NAMES, rotation=45, ha="right")
+    count_axes.set_xticks(positions, names, rotation=45, ha="right")
     count_axes.set_ylabel("images")
     count_axes.set_xlabel("class")
     count_axes.set_title("images per class")
@@ -488,22 +500,20 @@ def data_overview_png(train: Split, validation: Split, test: Split) -> bytes:
 # --- tables and the index -----------------------------------------------------------------------
 
 
-def per_class_metrics(run: RunArtefacts) -> dict[str, dict[str, Any]]:
+def per_class_metrics(run: RunArtefacts, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """Per-class precision, recall, F1 and support with averages, for float and INT8."""
     return {
-        kind: metrics.classification_report(run.labels, run.predictions(kind))
+        kind: metrics.classification_report(run.labels, run.predictions(kind), names)
         for kind in MODEL_TITLES
     }
 
 
-def per_class_table(reports: dict[str, dict[str, Any]]) -> list[str]:
+def per_class_table(reports: dict[str, dict[str, Any]], names: tuple[str, ...]) -> list[str]:
     """Markdown: float and INT8 precision / recall / F1 side by side, one row per class."""
     measures = ("precision", "recall", "f1")
     titles = [f"{tag} {m}" for tag in ("float", "INT8") for m in ("precision", "recall", "F1")]
     lines = ["| class | " + " | ".join(titles) + " | support |", "| --- " * 8 + "|"]
-    rows = [
-        (name, [reports[kind]["per_class"][name] for kind in MODEL_TITLES]) for name in CLASS_NAMES
-    ]
+    rows = [(name, [reports[kind]["per_class"][name] for kind in MODEL_TITLES]) for name in names]
     rows += [
         (f"**{key.replace('_', ' ')}**", [reports[kind][key] for kind in MODEL_TITLES])
         for key in ("macro_avg", "weighted_avg")
@@ -556,9 +566,13 @@ def training_summary(history: list[dict[str, Any]]) -> str:
     return "; ".join(parts) + "."
 
 
-def index_markdown(run: RunArtefacts, reports: dict[str, dict[str, Any]]) -> str:
+def index_markdown(
+    run: RunArtefacts, reports: dict[str, dict[str, Any]], names: tuple[str, ...]
+) -> str:
     model = run.files.model_name
-    pairs = metrics.most_confused_pairs(np.asarray(reports["int8_tflite"]["confusion_matrix"]))
+    pairs = metrics.most_confused_pairs(
+        np.asarray(reports["int8_tflite"]["confusion_matrix"]), names
+    )
     lines = [
         f"# Evaluation report: `{model}`",
         "",
@@ -577,7 +591,7 @@ def index_markdown(run: RunArtefacts, reports: dict[str, dict[str, Any]]) -> str
         "",
         "Also as JSON: [per_class.json](per_class.json).",
         "",
-        *per_class_table(reports),
+        *per_class_table(reports, names),
         "",
         "## Confusion matrices",
         "",
@@ -606,7 +620,7 @@ def index_markdown(run: RunArtefacts, reports: dict[str, dict[str, Any]]) -> str
         "",
         "## Data",
         "",
-        "![CIFAR-10 samples and class counts](data_overview.png)",
+        "![samples and class counts](data_overview.png)",
         "",
     ]
     return "\n".join(lines)
@@ -617,24 +631,33 @@ def write_report(
 ) -> Path:
     """Write the figures, per_class.json and index.md into `out_dir`; return index.md's path."""
     evaluated = evaluated_test_split(test, run.labels)
-    images, labels = evaluated.images, run.labels
+    images, labels, names = evaluated.images, run.labels, test.class_names
     float_scores, int8_scores = run.scores["float_keras"], run.scores["int8_tflite"]
-    reports = per_class_metrics(run)
+    if float_scores.shape[1] != len(names):
+        raise ReportError(
+            f"{run.files.predictions} scores {float_scores.shape[1]} classes but the test set "
+            f"has {len(names)}"
+        )
+    reports = per_class_metrics(run, names)
     contents: dict[str, bytes] = {
         "training_curves.png": training_curves_png(run.history, run.files.model_name),
         **{
             f"confusion_{FILE_TAGS[kind]}.png": confusion_png(
-                labels, run.predictions(kind), MODEL_TITLES[kind]
+                labels, run.predictions(kind), MODEL_TITLES[kind], names
             )
             for kind in MODEL_TITLES
         },
-        "misclassified_int8.png": misclassified_png(images, labels, int8_scores, "int8_tflite"),
-        "disagreements.png": disagreements_png(images, labels, float_scores, int8_scores),
-        "predictions_int8.png": prediction_grid_png(images, labels, int8_scores, "int8_tflite"),
-        "probabilities.png": probability_bars_png(images, labels, float_scores, int8_scores),
+        "misclassified_int8.png": misclassified_png(
+            images, labels, int8_scores, "int8_tflite", names
+        ),
+        "disagreements.png": disagreements_png(images, labels, float_scores, int8_scores, names),
+        "predictions_int8.png": prediction_grid_png(
+            images, labels, int8_scores, "int8_tflite", names
+        ),
+        "probabilities.png": probability_bars_png(images, labels, float_scores, int8_scores, names),
         "data_overview.png": data_overview_png(train, validation, evaluated),
         "per_class.json": (json.dumps(reports, indent=1) + "\n").encode(),
-        "index.md": index_markdown(run, reports).encode(),
+        "index.md": index_markdown(run, reports, names).encode(),
     }
     for name, content in contents.items():
         write_atomic(out_dir / name, content)

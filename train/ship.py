@@ -19,9 +19,15 @@ from typing import Any
 
 from edge_cifar.interpreter import Model
 from edge_cifar.labels import CLASS_NAMES
+from edge_cifar.model_files import CHECKOUT_MODELS_DIR
 from train.artifacts import RunFiles
 from train.models import ModelConfig
 
+# What the measurement in train/NOTES.md found, quoted where a card states how its model started.
+TRANSFER_EFFECT = (
+    "measured on CIFAR-10 (train/NOTES.md, transfer): see the notes for pretrained against "
+    "from scratch at 100 images per class"
+)
 VERSIONED_PACKAGES = (
     "tensorflow",
     "tf-keras",
@@ -44,6 +50,10 @@ def package_versions() -> dict[str, str]:
 def training_seconds(files: RunFiles, phase: str) -> float:
     path = files.history(phase)
     return sum(e["seconds"] for e in json.loads(path.read_text())) if path.exists() else 0.0
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _file_facts(path: Path, shipped_name: str) -> dict[str, Any]:
@@ -75,6 +85,7 @@ def build_card(
     evaluation: dict[str, Any],
     *,
     parameters: int,
+    data_name: str,
     data_sha256: str,
     train_images: int,
     validation_images: int,
@@ -84,7 +95,21 @@ def build_card(
     # (`make firmware`) does not need.
     from train.distill import recorded_teacher_sha256
 
-    teacher = config.recipe.teacher
+    teacher, pretrained = config.recipe.teacher, config.recipe.pretrained
+    pretrained_sha256 = (
+        _sha256(CHECKOUT_MODELS_DIR / f"{pretrained}_float.tflite") if pretrained else None
+    )
+    # How an image-folder model started, and what that choice was measured to be worth.
+    start = (
+        (
+            f"the conv weights of the shipped `{pretrained}_float.tflite` (SHA-256 "
+            f"`{pretrained_sha256}`) under a new head; {TRANSFER_EFFECT}"
+            if pretrained
+            else f"random weights (from scratch); {TRANSFER_EFFECT}"
+        )
+        if tuple(evaluation["class_names"]) != CLASS_NAMES
+        else None
+    )
     float_seconds = training_seconds(files, "float")
     qat_seconds = training_seconds(files, "qat")
     int8_report = evaluation["reports"]["int8_tflite"]
@@ -93,6 +118,9 @@ def build_card(
         "description": config.description,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
+        "labels": evaluation["class_names"],
+        "input_size": config.input_size,
+        "start": start,
         "int8_accuracy": evaluation["accuracy"]["int8_tflite"],
         "float_accuracy": evaluation["accuracy"]["float_keras"],
         "float_tflite_accuracy": evaluation["accuracy"]["float_tflite"],
@@ -117,8 +145,9 @@ def build_card(
             "teacher_sha256": recorded_teacher_sha256(files.teacher_scores(teacher))
             if teacher
             else None,
+            "pretrained_sha256": pretrained_sha256,
         },
-        "data": {"name": "CIFAR-10", "sha256": data_sha256},
+        "data": {"name": data_name, "sha256": data_sha256},
         "versions": package_versions(),
         "report": f"../reports/{config.name}/index.md",
     }
@@ -169,8 +198,17 @@ def card_markdown(card: dict[str, Any]) -> str:
             if (teacher := recipe.get("teacher"))
             else []
         ),
+        *(
+            [
+                f"- classes: {', '.join(card['labels'])}; input {card['input_size']} x "
+                f"{card['input_size']} px",
+                f"- start: {start}",
+            ]
+            if (start := card.get("start"))
+            else []
+        ),
         f"- reproduce: `{card['command']}`",
-        f"- data: CIFAR-10, SHA-256 of its batch files `{card['data']['sha256']}`",
+        f"- data: {card['data']['name']}, SHA-256 `{card['data']['sha256']}`",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in card["versions"].items()),
         f"- report: [{card['report']}]({card['report']})",
         "",
@@ -192,10 +230,13 @@ def ship(card: dict[str, Any], files: RunFiles, firmware_dir: Path) -> list[Path
     contents: dict[str, bytes] = {
         f"{name}_int8.tflite": files.int8_model.read_bytes(),
         f"{name}_float.tflite": files.float_model.read_bytes(),
-        "labels.txt": ("\n".join(CLASS_NAMES) + "\n").encode(),
         f"{name}.card.json": (json.dumps(card, indent=1) + "\n").encode(),
         f"{name}.card.md": card_markdown(card).encode(),
     }
+    # firmware_models/labels.txt is CIFAR-10's; a folder model's labels are in its card (and its
+    # metadata, written at conversion).
+    if tuple(card.get("labels", CLASS_NAMES)) == CLASS_NAMES:
+        contents["labels.txt"] = ("\n".join(CLASS_NAMES) + "\n").encode()
     firmware_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=firmware_dir, prefix=".staging-"))
     try:

@@ -18,7 +18,7 @@ def two_tone_split() -> Split:
 
 
 def augmented(split: Split, cutout: int, seed: int = 0) -> np.ndarray:
-    batches = training_dataset(split, one_hot(split.labels), 64, seed, cutout)
+    batches = training_dataset(split, one_hot(split.labels, split.classes), 64, seed, cutout)
     images, _ = next(iter(batches))
     return np.round(images.numpy() * 255).astype(np.int64)
 

@@ -36,7 +36,7 @@ def random_scores(count: int, seed: int = 0) -> np.ndarray:
 
 def test_without_a_teacher_the_targets_are_the_labels() -> None:
     labels = np.array([3, 0, 9])
-    targets = mix_targets(labels, None, 0.7)
+    targets = mix_targets(labels, 10, None, 0.7)
     assert targets.shape == (3, NUM_CLASSES)
     assert targets.argmax(axis=1).tolist() == [3, 0, 9]
     assert targets.sum() == 3
@@ -45,7 +45,7 @@ def test_without_a_teacher_the_targets_are_the_labels() -> None:
 def test_mixed_targets_are_distributions_that_favour_the_label() -> None:
     labels = np.arange(20) % NUM_CLASSES
     scores = random_scores(20)
-    targets = mix_targets(labels, scores, 0.5)
+    targets = mix_targets(labels, 10, scores, 0.5)
     assert targets.dtype == np.float32
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
     # Half the weight on the label: it stays the most likely class whatever the teacher says.

@@ -284,7 +284,7 @@ def test_predictions_for_other_test_images_are_refused(tmp_path, test_labels):
     write_fake_run(run_dir, test_labels)
     run = report.load_run(RunFiles(run_dir, "seed"), tmp_path / "no.card.json")
     test = data.Split(np.zeros((1000, 32, 32, 3), np.uint8), np.repeat(np.arange(10), 100))
-    with pytest.raises(report.ReportError, match="do not match the CIFAR-10 test set"):
+    with pytest.raises(report.ReportError, match="do not match the test set"):
         report.evaluated_test_split(test, run.labels)
 
 
