@@ -2,11 +2,23 @@
 PYTHON ?= python3
 MODEL ?= default
 QUICK ?=
+# Your own images instead of CIFAR-10: DATA is a folder with one subfolder of images per class,
+# NAME the shipped model's name, SIZE its input side (32, 64 or 96), TEST_DATA an optional test
+# folder, SKIP_BAD=1 leaves unreadable files out, INIT auto|pretrained|scratch.
+DATA ?=
+NAME ?=
+SIZE ?= 64
+TEST_DATA ?=
+SKIP_BAD ?=
+INIT ?= auto
+FOLDER_OPTIONS := $(if $(DATA),--images $(DATA) --size $(SIZE) --init $(INIT) \
+	$(if $(NAME),--name $(NAME)) $(if $(TEST_DATA),--test-images $(TEST_DATA)) $(if $(SKIP_BAD),--skip-bad))
 # The data set: $CIFAR10_DIR, else the shared copy beside the checkout, else the download cache.
 CIFAR10_DIR ?= $(if $(wildcard ../shared/cifar10/test_batch.bin),../shared/cifar10,)
 export CIFAR10_DIR
 
-TRAIN_VENV := .venv
+# Overridable: a worktree can share another checkout's training venv.
+TRAIN_VENV ?= .venv
 LITERT_VENV := .venv-litert
 TFLITE_VENV := .venv-tflite
 PIP_FLAGS := --quiet --disable-pip-version-check
@@ -42,12 +54,12 @@ demo: $(LITERT_VENV)/.installed
 	$(LITERT_VENV)/bin/edge-cifar classify samples/images
 
 quantize: $(TRAIN_VENV)/.installed
-	$(TRAIN_VENV)/bin/python -m train quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES))
+	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES))
 	# A new card lacks the TFLite Micro figures and the C sources are stale: regenerate both.
-	$(if $(QUICK),,$(TRAIN_VENV)/bin/python -m train.firmware)
+	$(if $(QUICK),,$(TRAIN_VENV)/bin/python -m train.firmware $(if $(DATA),firmware_models/$(or $(NAME),$(notdir $(abspath $(DATA))))_int8.tflite))
 
 report: $(TRAIN_VENV)/.installed
-	$(TRAIN_VENV)/bin/python -m train report --model $(MODEL)
+	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) report --model $(MODEL)
 
 # The sample video and images `make demo` uses, cut from the CIFAR-10 test set.
 samples: $(TRAIN_VENV)/.installed

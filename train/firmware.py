@@ -37,7 +37,7 @@ import typer
 from edge_cifar import model_files
 from edge_cifar.interpreter import Model, ModelError, read_model_bytes
 from edge_cifar.labels import CLASS_NAMES
-from edge_cifar.preprocess import rgb_to_input
+from edge_cifar.preprocess import frame_to_input
 from train import data
 from train.artifacts import write_atomic
 
@@ -211,7 +211,8 @@ def check_model(
     max_steps = 0
     disagreements: list[str] = []
     for index, rgb in enumerate(images):
-        tensor = rgb_to_input(rgb, reference.input_spec)
+        # As the camera would feed it (BGR frame, resized to the input): any image size serves.
+        tensor = frame_to_input(np.ascontiguousarray(rgb[..., ::-1]), reference.input_spec)
         reference_steps = np.rint(reference.run(tensor) / scale).astype(np.int32) + zero_point
         micro.set_input(tensor, 0)
         micro.invoke()
@@ -219,10 +220,14 @@ def check_model(
         max_steps = max(max_steps, int(np.abs(reference_steps - micro_steps).max()))
         expected, got = int(np.argmax(reference_steps)), int(np.argmax(micro_steps))
         if expected != got:
-            truth = f", truth {CLASS_NAMES[int(labels[index])]}" if labels is not None else ""
+            # CIFAR-10's names for a CIFAR-10 model; an image-folder model's classes by index.
+            names = CLASS_NAMES if len(reference_steps) == len(CLASS_NAMES) else None
+            truth = (
+                f", truth {CLASS_NAMES[int(labels[index])]}" if labels is not None and names else ""
+            )
             disagreements.append(
-                f"image {index}: LiteRT {CLASS_NAMES[expected]}, TFLite Micro {CLASS_NAMES[got]}"
-                + truth
+                f"image {index}: LiteRT {names[expected] if names else expected}, "
+                f"TFLite Micro {names[got] if names else got}" + truth
             )
     if disagreements:
         raise FirmwareError(

@@ -5,7 +5,11 @@ converter folded each BatchNorm into its conv (kernel W' and bias b'), so the fi
 function z -> W' * z + b' and not the BatchNorm statistics. The Keras conv gets W'; its BatchNorm
 gets the statistics of W' * z over the user's training images (mean m, variance v) and
 gamma = sqrt(v + eps), beta = b' + m, which computes exactly W' * z + b' at inference and nearly so
-on a training batch: the imported net starts as the shipped one. The head is new.
+on a training batch: the imported net starts as the shipped one.
+
+The head is new, and a random head's gradients would wreck the imported features in the first
+steps of fine-tuning; so it is first fitted alone on the frozen features of the training images
+(linear probing, then fine-tuning: Kumar et al., 2022), as train/NOTES.md measured.
 
 `python -m train.transfer` is the measurement in train/NOTES.md: a net pretrained on five CIFAR-10
 classes, fine-tuned on the other five from 100 images per class, against the same net from scratch.
@@ -32,6 +36,8 @@ from train.data import DataError, Split
 # MediaPipe Model Maker and Edge Impulse also default to transfer.
 AUTO_PRETRAINED_BELOW = 1000
 STATISTICS_IMAGES = 512  # training images whose conv outputs set the imported BatchNorms
+# The head's fit on frozen features: Adam on a few thousand feature vectors, seconds on a CPU.
+HEAD_EPOCHS, HEAD_LR = 100, 1e-2
 
 
 def pretrained_path(model: str) -> Path:
@@ -103,11 +109,14 @@ def import_convs(model: Any, path: Path, images: np.ndarray) -> int:
                 )
             layer.kernel.assign(kernel)
             norm = model.get_layer(layer.name.removesuffix("_conv") + "_bn")
+            # First the folded function itself (mean 0, variance 1, scale 1, offset b').
+            ones = np.ones_like(bias)
+            norm.set_weights([np.sqrt(ones + norm.epsilon), bias, 0 * ones, ones])
             pairs.append((layer, norm, bias))
     if not pairs:
         raise ModelError(f"{path}: no conv weights named like {model.name}'s layers")
-    # With the kernels in place, one pass gives every conv's output statistics (BatchNorm params
-    # do not change conv outputs, so the order of the layers does not matter).
+    # The net now computes exactly what the file does: one pass gives every conv's output
+    # statistics, which the re-parametrised BatchNorms below leave unchanged at inference.
     probe = keras.Model(model.input, [conv.output for conv, _, _ in pairs])
     sample = images[:STATISTICS_IMAGES].astype(np.float32) * PIXEL_SCALE
     outputs = probe.predict(sample, batch_size=64, verbose=0)
@@ -118,12 +127,40 @@ def import_convs(model: Any, path: Path, images: np.ndarray) -> int:
     return len(pairs)
 
 
-def pretrained_model(build: Any, model_name: str, train: Split) -> Any:
-    """`build()`, its convs started from the shipped `<model_name>_float.tflite`."""
+def fit_head(model: Any, train: Split) -> float:
+    """Fit the final Dense layer (`logits`) alone on the frozen features of `train`'s images,
+    unaugmented; returns its training accuracy."""
+    import tf_keras as keras
+
+    head = model.get_layer("logits")
+    features = keras.Model(model.input, head.input).predict(
+        train.images.astype(np.float32) * PIXEL_SCALE, batch_size=64, verbose=0
+    )
+    probe = keras.Sequential(
+        [keras.Input(features.shape[1:]), keras.layers.Dense(train.classes, activation="softmax")]
+    )
+    probe.compile(
+        optimizer=keras.optimizers.Adam(HEAD_LR),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    fitted = probe.fit(features, train.labels, batch_size=64, epochs=HEAD_EPOCHS, verbose=0)
+    head.set_weights(probe.layers[-1].get_weights())
+    return float(fitted.history["accuracy"][-1])
+
+
+def pretrained_model(build: Any, model_name: str, train: Split, *, probe: bool = True) -> Any:
+    """`build()`, its convs started from the shipped `<model_name>_float.tflite` and, with
+    `probe`, its head fitted on their features."""
     model = build()
     path = pretrained_path(model_name)
     count = import_convs(model, path, train.images)
-    print(f"transfer: {count} conv layers from {path}, a new head", file=sys.stderr)
+    print(f"transfer: {count} conv layers from {path}", file=sys.stderr)
+    if probe:
+        accuracy = fit_head(model, train)
+        print(
+            f"transfer: the head fitted alone: {100 * accuracy:.1f}% on training", file=sys.stderr
+        )
     return model
 
 
@@ -193,20 +230,27 @@ def measure(runs_dir: Path, data_dir: Path | None = None) -> dict[str, Any]:
     target_validation, _ = first_per_class(rest, TARGET_VALIDATION_PER_CLASS, seed=1)
     target_test = classes_of(cifar.test, TARGET_CLASSES)
     arms = {
-        "scratch, peak lr 0.1": (None, base.recipe.peak_lr),
-        "pretrained, peak lr 0.1": (source_tflite, base.recipe.peak_lr),
-        f"pretrained, peak lr {FINE_TUNE_PEAK_LR:g}": (source_tflite, FINE_TUNE_PEAK_LR),
+        "scratch, peak lr 0.1": (None, base.recipe.peak_lr, False),
+        "pretrained, peak lr 0.02": (source_tflite, 0.02, False),
+        "pretrained, head fitted first, peak lr 0.02": (source_tflite, 0.02, True),
+        f"pretrained, head fitted first, peak lr {FINE_TUNE_PEAK_LR:g}": (
+            source_tflite,
+            FINE_TUNE_PEAK_LR,
+            True,
+        ),
     }
     results: dict[str, Any] = {"pretrain_seconds": round(pretrain_seconds, 1), "arms": {}}
-    for arm, (tflite, peak_lr) in arms.items():
+    for arm, (tflite, peak_lr, probe) in arms.items():
         config = folder_config(base, "transfer_target", target_train.class_names, 32, None)
         recipe = replace(config.recipe, peak_lr=peak_lr)
         arm_files = RunFiles(runs_dir / arm.replace(", ", "_").replace(" ", "-"), "target")
 
-        def build(config: Any = config, tflite: Path | None = tflite) -> Any:
+        def build(config: Any = config, tflite: Path | None = tflite, probe: bool = probe) -> Any:
             model = config.build()
             if tflite is not None:
                 import_convs(model, tflite, target_train.images)
+            if probe:
+                fit_head(model, target_train)
             return model
 
         started = time.monotonic()
