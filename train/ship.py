@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_cifar.interpreter import Model
-from edge_cifar.labels import CLASS_NAMES
 from train.artifacts import RunFiles
+from train.labels import CLASS_NAMES
 from train.models import ModelConfig
 
 VERSIONED_PACKAGES = (

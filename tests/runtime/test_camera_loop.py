@@ -19,7 +19,7 @@ from edge_cifar.camera import (
     window_problem,
 )
 from edge_cifar.classifier import Prediction, top_categories
-from edge_cifar.labels import CLASS_NAMES
+from train.labels import CLASS_NAMES
 
 CAT, DOG = CLASS_NAMES.index("cat"), CLASS_NAMES.index("dog")
 

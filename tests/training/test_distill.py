@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_cifar.labels import NUM_CLASSES
+from train.labels import NUM_CLASSES
 from train import data, distill
 from train.artifacts import write_npz
 from train.data import Split

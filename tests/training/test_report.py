@@ -16,7 +16,7 @@ import pytest
 from sklearn.metrics import classification_report as sklearn_report
 from typer.testing import CliRunner
 
-from edge_cifar.labels import CLASS_NAMES
+from train.labels import CLASS_NAMES
 from train import data, metrics, report
 from train.artifacts import RunFiles
 from train.cli import app
