@@ -61,6 +61,11 @@ def non_integer_tensors(path: Path) -> list[str]:
     return [t.name for t in Model(path).tensors() if t.dtype not in INTEGER_TYPES]
 
 
+def write_uint8_model(int8_path: Path, uint8_path: Path) -> Path:
+    write_atomic(uint8_path, with_uint8_interface(int8_path.read_bytes()))
+    return uint8_path
+
+
 def with_uint8_interface(int8_content: bytes) -> bytes:
     """The INT8 model with a uint8 input and output: a QUANTIZE op (uint8 -> int8) in front of the
     graph and one (int8 -> uint8) after it, what the converter writes for

@@ -26,6 +26,8 @@ from train.artifacts import write_atomic
 AUTHOR = "edge-cifar"
 LICENCE = "MIT"
 LABELS_FILE = "labels.txt"
+# The name of the model-level metadata entry whose buffer holds the TFLite metadata.
+METADATA_NAME = "TFLITE_METADATA"
 
 
 class MetadataError(RuntimeError):
@@ -118,3 +120,25 @@ def stamp(path: Path, about: ModelDescription) -> Path:
     """Rewrite a .tflite file in place (atomically) with `about` as its metadata."""
     write_atomic(path, with_metadata(path.read_bytes(), about))
     return path
+
+
+def same_graph(before: bytes, after: bytes) -> bool:
+    """True when two model files hold the same operators, tensors and weights: all they may
+    differ in is TFLite metadata (its buffer, its entry, the associated files)."""
+    return _without_metadata(before) == _without_metadata(after)
+
+
+def _without_metadata(content: bytes) -> bytes:
+    from tensorflow_lite_support.metadata import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    ours = {m.buffer for m in model.metadata or [] if m.name == METADATA_NAME.encode()}
+    model.metadata = [m for m in model.metadata or [] if m.name != METADATA_NAME.encode()]
+    if ours:
+        # The writer's buffer is the last one (it appends it): dropping it shifts no index.
+        if ours != {len(model.buffers) - 1}:
+            raise MetadataError("the metadata buffer is not the model's last buffer")
+        model.buffers = model.buffers[:-1]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+    return bytes(builder.Output())
