@@ -259,7 +259,7 @@ def run(
     """Classify frames until the stream ends, max_frames, a sink's stop, or Ctrl-C."""
     smoother = ScoreSmoother(options.smooth_alpha)
     meter = FpsMeter()
-    top_k = max(1, min(options.top_k, len(classifier.labels)))
+    top_k = max(1, options.top_k)  # top_categories takes at most the classes there are
     summary = Summary()
     start = time.perf_counter()
     try:

@@ -38,7 +38,8 @@ BACKENDS: dict[str, str] = {
     "tensorflow": "tensorflow.lite",
 }
 INSTALL_HINT = (
-    "pip install 'edge-cifar[litert]' (or 'edge-cifar[tflite]' for tflite-runtime with NumPy < 2)"
+    "pip install edge-cifar brings LiteRT on Linux x86-64/aarch64 and macOS arm64; elsewhere "
+    "'edge-cifar[litert]', or 'edge-cifar[tflite]' for tflite-runtime with NumPy < 2"
 )
 # Every TFLite flatbuffer carries this file identifier at bytes 4..8.
 TFLITE_IDENTIFIER = b"TFL3"
@@ -55,8 +56,14 @@ class Backend:
     op_resolver_type: Any
 
 
+# Names the backend when no --runtime does: a device with several interpreter packages (the
+# `[tflite]` extra installs tflite-runtime beside the default LiteRT) picks one for every command.
+RUNTIME_VARIABLE = "EDGE_CIFAR_RUNTIME"
+
+
 def load_backend(name: str | None = None) -> Backend:
-    """The first importable backend, or the named one."""
+    """The named backend, else the one $EDGE_CIFAR_RUNTIME names, else the first importable."""
+    name = name or os.environ.get(RUNTIME_VARIABLE) or None
     if name is not None and name not in BACKENDS:
         raise BackendError(f"unknown runtime {name!r}; choose one of {', '.join(BACKENDS)}")
     names = [name] if name else list(BACKENDS)
