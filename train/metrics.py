@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_cifar.labels import CLASS_NAMES
+from train.labels import CLASS_NAMES
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:

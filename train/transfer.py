@@ -168,7 +168,7 @@ PRETRAIN_EPOCHS = 4
 
 
 def classes_of(split: Split, classes: tuple[int, ...]) -> Split:
-    from edge_cifar.labels import CLASS_NAMES
+    from train.labels import CLASS_NAMES
 
     keep = np.flatnonzero(np.isin(split.labels, classes))
     relabel = np.zeros(max(classes) + 1, dtype=np.int64)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from edge_cifar.interpreter import Model
-from edge_cifar.labels import CLASS_NAMES
 from train import data
 from train.convert import non_integer_tensors
+from train.labels import CLASS_NAMES
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[2]
