@@ -87,7 +87,8 @@ def test_classify_names_the_folders_classes_from_the_model_file_alone(folder_run
     alone = held_out.parent / "alone"
     alone.mkdir()
     (alone / "parts_int8.tflite").write_bytes(model.read_bytes())  # no card, no labels beside it
-    classify = ["classify", "--json", "--model", str(alone / "parts_int8.tflite"), str(held_out)]
+    folders = [str(held_out / name) for name in CLASSES]
+    classify = ["classify", "--json", "--model", str(alone / "parts_int8.tflite"), *folders]
     result = subprocess.run(
         [sys.executable, "-m", "edge_cifar", *classify],
         cwd=REPO_ROOT,
