@@ -38,8 +38,8 @@ class ShipError(RuntimeError):
 
 # What the measurement in train/NOTES.md found, quoted where a card states how its model started.
 TRANSFER_EFFECT = (
-    "measured on CIFAR-10 (train/NOTES.md, transfer): see the notes for pretrained against "
-    "from scratch at 100 images per class"
+    "measured on CIFAR-10 with 100 training images per class (train/NOTES.md, transfer): "
+    "fine-tuned from a CIFAR-10 net 60.00% against 47.26% from scratch, same net and budget"
 )
 VERSIONED_PACKAGES = (
     "tensorflow",
