@@ -1,0 +1,77 @@
+"""Transfer: a shipped float TFLite file's conv weights in a Keras model, and when to use them."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train import data, transfer
+from train.models import folder_config, get_config
+
+SHIPPED = Path(__file__).resolve().parents[2] / "firmware_models" / "default_float.tflite"
+
+
+def test_imported_convs_compute_what_the_shipped_file_does(cifar10_dir):
+    import tf_keras as keras
+
+    from train.evaluate import keras_scores, tflite_scores
+
+    cifar = data.load(cifar10_dir)
+    model = get_config("default").build()
+    assert transfer.import_convs(model, SHIPPED, cifar.train.images[:256]) == 8
+    # The head is new in a folder model; here it is copied too, so the whole net can be compared.
+    model.get_layer("logits").set_weights(list(shipped_head(SHIPPED)))
+    images = cifar.test.images[:50]
+    np.testing.assert_allclose(
+        keras_scores(model, images), tflite_scores(SHIPPED, images), atol=1e-4
+    )
+    # In training mode (batch statistics) every BatchNorm gives what inference gives, on the
+    # images its statistics came from: fine-tuning starts from the shipped net, not a perturbed one.
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    probe = keras.Model(model.input, [layer.output for layer in norms])
+    sample = cifar.train.images[:256].astype(np.float32) / 255
+    both = zip(probe(sample, training=True), probe(sample, training=False), strict=True)
+    for training, inference in both:
+        difference = np.abs(training.numpy() - inference.numpy()).mean()
+        assert difference < 1e-2 * np.abs(inference.numpy()).mean()
+
+
+def shipped_head(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    from edge_cifar.interpreter import load_backend
+
+    interpreter = load_backend().interpreter_class(model_path=str(path))
+    tensors = {t["name"]: t["index"] for t in interpreter.get_tensor_details()}
+    kernel = interpreter.get_tensor(tensors["default/logits/MatMul"])
+    return kernel.T, interpreter.get_tensor(tensors["default/logits/BiasAdd"])
+
+
+def test_a_folder_model_starts_from_the_shipped_convs_under_a_new_head():
+    images = np.random.default_rng(0).integers(0, 256, (40, 64, 64, 3), dtype=np.uint8)
+    train = data.Split(images, np.arange(40) % 3, ("a", "b", "c"))
+    config = folder_config(get_config("default"), "parts", train.class_names, 64, "default")
+    model = transfer.pretrained_model(config.build, "default", train)
+    assert model.output_shape == (None, 3) and model.input_shape == (None, 64, 64, 3)
+    stem_kernel, _ = transfer.float_tflite_convs(SHIPPED)["stem_conv"]
+    np.testing.assert_array_equal(model.get_layer("stem_conv").kernel.numpy(), stem_kernel)
+
+
+def split_with(per_class: int) -> data.Split:
+    labels = np.repeat(np.arange(2), per_class)
+    return data.Split(np.zeros((len(labels), 8, 8, 3), np.uint8), labels, ("a", "b"))
+
+
+def test_auto_fine_tunes_small_data_sets_only():
+    small, large = (
+        split_with(transfer.AUTO_PRETRAINED_BELOW - 1),
+        split_with(transfer.AUTO_PRETRAINED_BELOW),
+    )
+    assert transfer.pretrained_source("auto", "default", small) == "default"
+    assert transfer.pretrained_source("auto", "default", large) is None
+    assert transfer.pretrained_source("pretrained", "default", large) == "default"
+    assert transfer.pretrained_source("scratch", "default", small) is None
+
+
+def test_pretrained_without_a_shipped_float_model_is_one_line():
+    with pytest.raises(data.DataError, match=r"no shipped .*nothing_float\.tflite"):
+        transfer.pretrained_source("pretrained", "nothing", split_with(5))
+    assert transfer.pretrained_source("auto", "nothing", split_with(5)) is None
