@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import numpy as np
 import typer
 
 from edge_cifar.model_files import DEFAULT_MODEL
@@ -280,6 +282,66 @@ def report(
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
     print(f"wrote the report: {index}", file=sys.stderr)
+
+
+ROBUSTNESS_QUICK_IMAGES = 200
+
+
+@app.command()
+def robustness(
+    models: Annotated[
+        list[Path], typer.Argument(help="CIFAR-10 .tflite models, side by side in one table.")
+    ],
+    data_dir: DataDirOption = None,
+    images: Annotated[
+        int, typer.Option("--images", min=10, help="Test images (a class-balanced subset).")
+    ] = 10_000,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help=f"{ROBUSTNESS_QUICK_IMAGES} test images: seconds, for the tests."
+        ),
+    ] = False,
+    corruption: Annotated[
+        list[str] | None,
+        typer.Option("--corruption", help="Only this corruption (repeatable); default: all."),
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Where robustness.json/.md/.png go.")
+    ] = Path("reports/robustness"),
+) -> None:
+    """Accuracy under CIFAR-10-C-style corruptions at five severities, every model through
+    edge_cifar as the camera runs it; mCA over all corruptions and over the held-out ones."""
+    from train.corruptions import by_name
+    from train.robustness import ModelUnderTest, benchmark, markdown_table, write_result
+
+    try:
+        chosen = by_name(corruption)
+    except KeyError as error:
+        raise typer.BadParameter(str(error.args[0])) from None
+    dataset = data.load(data_dir)
+    count = ROBUSTNESS_QUICK_IMAGES if quick else images
+    test = data.subset(dataset.test, count) if count < len(dataset.test) else dataset.test
+    under_test = [ModelUnderTest(path.stem, tflite_scorer(path)) for path in models]
+    result = benchmark(under_test, test, chosen)
+    for path in write_result(result, out_dir):
+        print(f"wrote {path}", file=sys.stderr)
+    print(markdown_table(result))
+
+
+def tflite_scorer(model_path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """Class scores of a .tflite model through edge_cifar, the model loaded once; a bad model file
+    is one line and exit 2, before any corrupted image is made."""
+    from edge_cifar.classifier import Classifier
+    from edge_cifar.interpreter import Model, ModelError
+    from train.evaluate import classifier_scores
+
+    try:
+        classifier = Classifier(Model(model_path, threads=1))
+    except ModelError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    return lambda images: classifier_scores(classifier, images)
 
 
 def main() -> None:

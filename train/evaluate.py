@@ -25,13 +25,18 @@ from train.metrics import classification_report
 MODEL_KINDS = ("float_keras", "float_tflite", "int8_tflite")
 
 
-def tflite_scores(model_path: Path, images: np.ndarray) -> np.ndarray:
-    """Class scores of a TFLite model for RGB images, one frame at a time as on the device."""
-    classifier = Classifier(Model(model_path, threads=1))
+def classifier_scores(classifier: Classifier, images: np.ndarray) -> np.ndarray:
+    """Class scores for RGB images, each fed as the BGR frame OpenCV would deliver, one at a time
+    as on the device."""
     scores = np.empty((len(images), len(CLASS_NAMES)), dtype=np.float32)
     for i, image in enumerate(images):
         scores[i] = classifier.classify(np.ascontiguousarray(image[..., ::-1])).scores
     return scores
+
+
+def tflite_scores(model_path: Path, images: np.ndarray) -> np.ndarray:
+    """Class scores of a TFLite model for RGB images, through the camera's code."""
+    return classifier_scores(Classifier(Model(model_path, threads=1)), images)
 
 
 def keras_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:

@@ -236,7 +236,7 @@ def probability_example_indices(
 # --- figures ------------------------------------------------------------------------------------
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
@@ -278,7 +278,7 @@ def training_curves_png(history: list[dict[str, Any]], model_name: str) -> bytes
         axes.xaxis.get_major_locator().set_params(integer=True)
     # One legend for all four panels, outside them, where it cannot hide a curve.
     figure.legend(*figure.axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def confusion_png(labels: np.ndarray, predictions: np.ndarray, model_title: str) -> bytes:
@@ -307,7 +307,7 @@ def confusion_png(labels: np.ndarray, predictions: np.ndarray, model_title: str)
         axes.set_xlabel("predicted class")
         axes.set_ylabel("true class")
         figure.colorbar(image, ax=axes, shrink=0.8)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def gallery_png(
@@ -328,7 +328,7 @@ def gallery_png(
         axes.set_title(captions[index], fontsize=8, color=colours[index])
     if len(images) == 0:
         figure.text(0.5, 0.45, "no such images", ha="center", fontsize=12)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _label_and_score(scores: np.ndarray) -> str:
@@ -433,7 +433,7 @@ def probability_bars_png(
         )
         bar_axes.grid(axis="x", alpha=0.3)
     figure.legend(*grid[0, 1].get_legend_handles_labels(), loc="outside lower center", ncols=2)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _outcome(label: int, float_and_int8: np.ndarray) -> str:
@@ -482,7 +482,7 @@ def data_overview_png(train: Split, validation: Split, test: Split) -> bytes:
     count_axes.set_ylim(0, 1.25 * tallest)
     count_axes.legend(loc="upper right")
     count_axes.grid(axis="y", alpha=0.3)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 # --- tables and the index -----------------------------------------------------------------------
