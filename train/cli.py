@@ -96,7 +96,9 @@ def prepare(
 
     split_cpu(devices)
     files = run_files(model, quick, runs_dir)
-    claim_run(files, config.recipe.as_dict())
+    from train.models import Recipe
+
+    claim_run(files, config.recipe.as_dict(), Recipe().as_dict())
     return Run(dataset, train, validation, config, files, quick, devices)
 
 

@@ -62,7 +62,7 @@ def gaussian_blur(images: Images, sigma: float, rng: np.random.Generator) -> Ima
     )
 
 
-def _disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
+def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
     """An anti-aliased disk: the aperture of an out-of-focus lens."""
     span = np.arange(-8, 9) if radius <= 8 else np.arange(-radius, radius + 1)
     x, y = np.meshgrid(span, span)
@@ -73,11 +73,11 @@ def _disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
 
 
 def defocus_blur(images: Images, params: tuple[float, float], rng: np.random.Generator) -> Images:
-    kernel = _disk_kernel(*params)
+    kernel = disk_kernel(*params)
     return _per_image(images, lambda image: cv2.filter2D(image, -1, kernel))
 
 
-def _motion_kernel(radius: int, sigma: float, angle_degrees: float) -> np.ndarray:
+def motion_kernel(radius: int, sigma: float, angle_degrees: float) -> np.ndarray:
     """ImageMagick's motion blur: a one-sided Gaussian along a line at `angle_degrees`, over the
     2 * radius + 1 pixels of its kernel width."""
     steps = np.arange(2 * radius + 1, dtype=np.float32)
@@ -97,7 +97,7 @@ def motion_blur(images: Images, params: tuple[int, float], rng: np.random.Genera
     angles = rng.uniform(-45, 45, size=len(images))
     return np.stack(
         [
-            cv2.filter2D(image, -1, _motion_kernel(radius, sigma, angle))
+            cv2.filter2D(image, -1, motion_kernel(radius, sigma, angle))
             for image, angle in zip(images, angles, strict=True)
         ]
     )

@@ -160,7 +160,9 @@ def train_phase(
     if backup_dir.exists():
         print(f"{phase.name}: resuming from the checkpoint in {backup_dir}", file=sys.stderr)
     model.fit(
-        training_dataset(train, targets, recipe.batch_size, recipe.seed, recipe.cutout),
+        training_dataset(
+            train, targets, recipe.batch_size, recipe.seed, recipe.cutout, recipe.camera_augment
+        ),
         epochs=phase.epochs,
         validation_data=evaluation_dataset(validation),
         callbacks=[

@@ -29,6 +29,7 @@ class Recipe:
     weight_decay: float = 5e-4  # decoupled, not applied to BatchNorm or biases
     label_smoothing: float = 0.1
     cutout: int = 0  # side in pixels of the square cutout paints over each training image; 0: none
+    camera_augment: float = 0.0  # probability of each camera effect (train/camera_augment.py)
     qat_epochs: int = 2
     qat_lr: float = (
         2e-3  # QAT fine-tunes a trained model: a small, decaying step keeps its accuracy
