@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from edge_cifar.flatbuffer import FlatbufferError, check_tflite
 from edge_cifar.labels import NUM_CLASSES
+from edge_cifar.macs import multiply_adds
 from edge_cifar.preprocess import FrameError, InputSpec
 
 BACKENDS: dict[str, str] = {
@@ -227,6 +228,11 @@ class Model:
         ops = self._interpreter._get_ops_details()
         # A delegate (XNNPACK) adds a node that stands for the ops it took over: not a model op.
         return dict(Counter(str(op["op_name"]) for op in ops if op["op_name"] != "DELEGATE"))
+
+    def multiply_adds(self) -> int:
+        """Multiply-adds per inference, from the conv and dense ops' shapes."""
+        shapes = {int(d["index"]): list(d["shape"]) for d in self._interpreter.get_tensor_details()}
+        return multiply_adds(self._interpreter._get_ops_details(), shapes)
 
     def tensors(self) -> list[TensorInfo]:
         return [_tensor_info(d) for d in self._interpreter.get_tensor_details()]
