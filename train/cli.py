@@ -286,6 +286,54 @@ def report(
     print(f"wrote the report: {index}", file=sys.stderr)
 
 
+@app.command()
+def compare(
+    variants: Annotated[
+        list[str],
+        typer.Argument(
+            help="Recipe variants as name:field=value,...  ('base' alone: the config's recipe)."
+        ),
+    ],
+    model: ModelOption = DEFAULT_MODEL,
+    data_dir: DataDirOption = None,
+    train_images: Annotated[
+        int, typer.Option("--train-images", min=500, help="Class-balanced training subset.")
+    ] = 15_000,
+    validation_images: Annotated[
+        int, typer.Option("--validation-images", min=100, help="Class-balanced validation subset.")
+    ] = 5_000,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Every variant's epochs (a short run).")
+    ] = None,
+    runs_dir: Annotated[
+        Path, typer.Option("--runs-dir", help="Where each variant's run folder goes.")
+    ] = Path("runs/compare"),
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Where <model>.json and <model>.md accumulate.")
+    ] = Path("reports/compare"),
+) -> None:
+    """Train recipe variants of a config on a training subset and score each on the validation
+    images, clean and under the robustness benchmark's corruptions (never the test set)."""
+    from train.compare import parse_variant, record, run_variant
+
+    try:
+        parsed = [parse_variant(text) for text in variants]
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    _, train, validation = load_splits(data_dir, quick=False)
+    train = data.subset(train, train_images)
+    if validation_images < len(validation):
+        validation = data.subset(validation, validation_images)
+    config = config_for(model, quick=False)
+    for name, changes in parsed:
+        if epochs is not None:
+            changes = {"epochs": epochs, **changes}
+        result = run_variant(
+            config, name, changes, train=train, validation=validation, runs_dir=runs_dir
+        )
+        print(f"wrote {record(out_dir, model, name, result)}", file=sys.stderr)
+
+
 ROBUSTNESS_QUICK_IMAGES = 200
 
 
