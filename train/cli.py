@@ -334,6 +334,26 @@ def compare(
         print(f"wrote {record(out_dir, model, name, result)}", file=sys.stderr)
 
 
+@app.command()
+def throughput(
+    models: Annotated[list[str], typer.Argument(help="Config names (train/models.py).")],
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 128,
+) -> None:
+    """Training images per second of each config on synthetic batches, in float32 and in mixed
+    bfloat16, on this CPU (which the line names)."""
+    from train.precision import FLOAT32, MIXED_BFLOAT16, cpu_description
+    from train.throughput import images_per_second
+
+    configs = [config_for(name, quick=False) for name in models]
+    print(f"{cpu_description()}; batch {batch_size}; images/s through fit")
+    for config in configs:
+        rates = {p: images_per_second(config, p, batch_size) for p in (FLOAT32, MIXED_BFLOAT16)}
+        print(
+            f"{config.name}: {rates[FLOAT32]:.0f} float32, {rates[MIXED_BFLOAT16]:.0f} mixed "
+            f"bfloat16 ({rates[MIXED_BFLOAT16] / rates[FLOAT32]:.2f}x)"
+        )
+
+
 ROBUSTNESS_QUICK_IMAGES = 200
 
 

@@ -14,10 +14,16 @@ from pathlib import Path
 
 import tf_keras as keras
 
+from train.data import DataError
+
 FLOAT32, MIXED_BFLOAT16 = "float32", "mixed_bfloat16"
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 # Set to float32 or mixed_bfloat16 to override the choice (for a comparison, or a CPU it misjudges).
 PRECISION_ENV = "EDGE_CIFAR_PRECISION"
+
+
+class PrecisionError(DataError):
+    """An override that names no precision: bad input, reported in one line."""
 
 
 def _cpuinfo_field(name: str) -> str:
@@ -38,8 +44,18 @@ def cpu_model() -> str:
     return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
+def cpu_bf16_flags() -> list[str]:
+    return sorted(BF16_CPU_FLAGS & set(_cpuinfo_field("flags").split()))
+
+
 def cpu_has_bf16() -> bool:
-    return bool(BF16_CPU_FLAGS & set(_cpuinfo_field("flags").split()))
+    return bool(cpu_bf16_flags())
+
+
+def cpu_description() -> str:
+    """What a card records of the CPU that trained: name, architecture, cores, bfloat16 support."""
+    bf16 = ", ".join(cpu_bf16_flags()) or "no bfloat16 instructions"
+    return f"{cpu_model()} ({platform.machine()}, {os.cpu_count()} cores, {bf16})"
 
 
 def float_training_precision() -> str:
@@ -47,7 +63,7 @@ def float_training_precision() -> str:
     chosen = os.environ.get(PRECISION_ENV)
     if chosen:
         if chosen not in (FLOAT32, MIXED_BFLOAT16):
-            raise ValueError(f"{PRECISION_ENV} must be {FLOAT32} or {MIXED_BFLOAT16}, not {chosen}")
+            raise PrecisionError(f"{PRECISION_ENV} must be {FLOAT32} or {MIXED_BFLOAT16}, not {chosen}")
         return chosen
     return MIXED_BFLOAT16 if cpu_has_bf16() else FLOAT32
 
