@@ -16,16 +16,26 @@ RUNTIME_FILES := pyproject.toml $(wildcard edge_cifar/*.py) $(wildcard firmware_
 .PHONY: setup demo quantize report samples test lint test-train test-runtime bench clean
 
 # --- environments -------------------------------------------------------------------------------
-# Training + development: TensorFlow, tf_keras, tfmot, LiteRT, the linters.
+# The `metadata` extra (tflite-support's metadata writer; MediaPipe Tasks for the test that loads our
+# models in it) pins protobuf < 4 and absl-py 2, which TensorFlow 2.21 and tfmot cannot share: it is
+# installed without dependencies (the parts used need none of those), and the writer's native
+# library needs Debian's libusb-1.0-0 (installed when missing, as pi/build.sh does its tools).
+METADATA_PACKAGES = $(shell $(PYTHON) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['metadata']))")
+
+# Training + development: TensorFlow, tf_keras, tfmot, LiteRT, the metadata writer, the linters.
 $(TRAIN_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TRAIN_VENV)
 	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -e '.[train,dev]'
+	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) --no-deps $(METADATA_PACKAGES)
+	ldconfig -p | grep -q 'libusb-1.0.so.0 ' || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null; }
 	touch $@
 
-# The device's view: the runtime with LiteRT and no TensorFlow.
+# The device's view: a plain `pip install .` (it brings LiteRT), no TensorFlow.
 $(LITERT_VENV)/.installed: $(RUNTIME_FILES)
 	$(PYTHON) -m venv $(LITERT_VENV)
-	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) '.[litert]' pytest==9.2.0
+	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) . pytest==9.2.0
 	touch $@
 
 # The design card's tflite-runtime (2.14, built against NumPy 1.x), no TensorFlow.
@@ -59,6 +69,13 @@ bench: $(LITERT_VENV)/.installed
 	$(LITERT_VENV)/bin/edge-cifar bench firmware_models/*.tflite --threads 1 > reports/.bench.txt
 	mv reports/.bench.txt reports/bench.txt && cat reports/bench.txt
 
+.PHONY: stamp
+# TFLite metadata into every shipped model (graph and weights checked unchanged), its uint8-interface
+# file, the cards' SHA-256s; then the C sources, which embed the INT8 files' bytes.
+stamp: $(TRAIN_VENV)/.installed
+	$(TRAIN_VENV)/bin/python -m train stamp
+	$(TRAIN_VENV)/bin/python -m train.firmware
+
 .PHONY: firmware pi-check
 # Each INT8 model as C++ for TFLite Micro (<model>_int8.h/.cc), after running it in TFLite Micro
 # against LiteRT's reference kernels on CIFAR-10 test images; arena and ops go into its card.
@@ -77,7 +94,8 @@ test-train: $(TRAIN_VENV)/.installed
 # The runtime's tests run where the device's packages are, and TensorFlow is not.
 test-runtime: $(LITERT_VENV)/.installed $(TFLITE_VENV)/.installed
 	EDGE_CIFAR_EXPECT_RUNTIME=litert $(LITERT_VENV)/bin/pytest tests/runtime
-	EDGE_CIFAR_EXPECT_RUNTIME=tflite-runtime $(TFLITE_VENV)/bin/pytest tests/runtime
+	# `[tflite]` adds tflite-runtime beside the default LiteRT (both work with NumPy 1.26): pick it.
+	EDGE_CIFAR_RUNTIME=tflite-runtime EDGE_CIFAR_EXPECT_RUNTIME=tflite-runtime $(TFLITE_VENV)/bin/pytest tests/runtime
 
 # The runtime on an emulated Raspberry Pi 4 and 5 (arm64 bookworm under qemu user mode, cached in
 # .pi/): classify, camera, bench and the runtime's tests; its labels must equal the x86 run's.

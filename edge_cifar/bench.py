@@ -1,7 +1,9 @@
 """Latency statistics for one or more models: invoke alone, and a camera frame's stages.
 
-A camera frame is a synthetic 640x480 BGR image, so the stage figures include what the device
-really pays around the interpreter: crop, resize, colour order, quantization, dequantization, top-k.
+Any .tflite model runs: its inputs get deterministic random data of their shapes and types. For an
+image classifier a camera frame, a synthetic 640x480 BGR image, also goes through the classifier, so
+the stage figures include what the device really pays around the interpreter: crop, resize,
+colour order, quantization, dequantization, top-k.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy.typing as npt
 
 from edge_cifar.classifier import STAGES, Classifier
 from edge_cifar.interpreter import Model, TensorInfo
+from edge_cifar.metadata import ModelMetadata
 from edge_cifar.model_files import REFERENCE_MODEL, card_accuracy, int8_filename
 
 FRAME_SHAPE = (480, 640, 3)  # a VGA camera frame, height x width x BGR
@@ -73,13 +76,23 @@ class ModelBench:
     threads: int | None
     size_bytes: int
     quantized: bool
-    input: TensorInfo
-    output: TensorInfo
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
     op_counts: dict[str, int]
     invoke: Latency  # the interpreter alone, input already set
-    stages: dict[str, Latency]  # one 640x480 frame through Classifier: preprocess, invoke, ...
-    frame: Latency  # the sum of the stages, per frame
+    # One 640x480 frame through Classifier (preprocess, invoke, ...) and their sum; None for a
+    # model that is no image classifier.
+    stages: dict[str, Latency] | None
+    frame: Latency | None
     accuracy: float | None  # from the model card beside the file, when there is one
+
+    @property
+    def input(self) -> TensorInfo:
+        return self.inputs[0]
+
+    @property
+    def output(self) -> TensorInfo:
+        return self.outputs[0]
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -90,10 +103,14 @@ class ModelBench:
             "quantized": self.quantized,
             "input": _tensor_json(self.input),
             "output": _tensor_json(self.output),
+            "inputs": [_tensor_json(t) for t in self.inputs],
+            "outputs": [_tensor_json(t) for t in self.outputs],
             "op_counts": self.op_counts,
             "invoke_ms": self.invoke.as_json(),
-            "stages_ms": {stage: latency.as_json() for stage, latency in self.stages.items()},
-            "frame_ms": self.frame.as_json(),
+            "stages_ms": None
+            if self.stages is None
+            else {stage: latency.as_json() for stage, latency in self.stages.items()},
+            "frame_ms": None if self.frame is None else self.frame.as_json(),
             "accuracy": self.accuracy,
         }
 
@@ -109,10 +126,15 @@ def turns(runs: int, models: int, turn: int = TURN) -> list[tuple[int, int]]:
 class _Timing:
     """One model under test and the milliseconds gathered for it so far."""
 
-    def __init__(self, model: Model, frame: npt.NDArray[np.uint8]) -> None:
+    def __init__(self, model: Model, frame: npt.NDArray[np.uint8], seed: int) -> None:
         self.model = model
-        self.classifier = Classifier(model)
+        self.classifier = Classifier(model) if model.classifier_problem() is None else None
         self.frame = frame
+        if self.classifier is not None:
+            self.classifier.classify(frame)  # sets a realistic input for the invoke-only timing
+        else:
+            for position, tensor in enumerate(model.random_inputs(seed)):
+                model.set_input(tensor, position)
         self.invoke_ms: list[float] = []
         self.stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
 
@@ -124,6 +146,8 @@ class _Timing:
                 self.invoke_ms.append((time.perf_counter() - start) * 1e3)
 
     def time_frames(self, untimed: int, timed: int) -> None:
+        if self.classifier is None:
+            return
         for i in range(untimed + timed):
             timings = self.classifier.classify(self.frame).timings_ms
             if i >= untimed:
@@ -133,18 +157,21 @@ class _Timing:
     def result(self, threads: int | None) -> ModelBench:
         frame_ms = [sum(parts) for parts in zip(*self.stage_ms.values(), strict=True)]
         model = self.model
+        classifier = self.classifier is not None
         return ModelBench(
             path=model.path,
             backend=model.backend.name,
             threads=threads,
             size_bytes=model.size_bytes,
             quantized=model.quantized,
-            input=model.input,
-            output=model.output,
+            inputs=model.inputs,
+            outputs=model.outputs,
             op_counts=model.op_counts(),
             invoke=Latency.of(self.invoke_ms),
-            stages={stage: Latency.of(values) for stage, values in self.stage_ms.items()},
-            frame=Latency.of(frame_ms),
+            stages={stage: Latency.of(values) for stage, values in self.stage_ms.items()}
+            if classifier
+            else None,
+            frame=Latency.of(frame_ms) if classifier else None,
             accuracy=card_accuracy(model.path, model.quantized),
         )
 
@@ -167,10 +194,8 @@ def bench_models(
         raise ValueError(f"runs must be >= 1 and warmup >= 0 (got {runs}, {warmup})")
     frame = np.random.default_rng(seed).integers(0, 256, FRAME_SHAPE, dtype=np.uint8)
     timings = [
-        _Timing(Model(path, threads=threads, runtime=runtime), frame) for path in model_paths
+        _Timing(Model(path, threads=threads, runtime=runtime), frame, seed) for path in model_paths
     ]
-    for timing in timings:
-        timing.classifier.classify(frame)  # sets a realistic input for the invoke-only timing
     rewarm = min(warmup, 1)
     for phase in (_Timing.time_invokes, _Timing.time_frames):
         for timing in timings:
@@ -191,7 +216,9 @@ def ratios(bench: ModelBench, baseline: ModelBench) -> dict[str, float | None]:
     return {
         "size": _ratio(bench.size_bytes, baseline.size_bytes),
         "invoke_p50": _ratio(bench.invoke.p50, baseline.invoke.p50),
-        "frame_p50": _ratio(bench.frame.p50, baseline.frame.p50),
+        "frame_p50": _ratio(
+            bench.frame.p50 if bench.frame else None, baseline.frame.p50 if baseline.frame else None
+        ),
         "accuracy": _ratio(bench.accuracy, baseline.accuracy),
     }
 
@@ -255,16 +282,21 @@ def describe(bench: ModelBench) -> str:
     lines = [
         f"{bench.path}  ({bench.backend}, threads {bench.threads or 'default'})",
         f"  size        {bench.size_bytes / 1024:.1f} KiB",
-        f"  input       {list(bench.input.shape)} {_quantization(bench.input)}",
-        f"  output      {list(bench.output.shape)} {_quantization(bench.output)}",
+        *(f"  input       {list(t.shape)} {_quantization(t)}" for t in bench.inputs),
+        *(f"  output      {list(t.shape)} {_quantization(t)}" for t in bench.outputs),
         f"  ops         {sum(bench.op_counts.values())}: {ops}",
         f"  accuracy    {accuracy}",
         f"  invoke      {_ms(bench.invoke)}",
-        f"  frame       {_ms(bench.frame)}  (one 640x480 BGR frame, all stages)",
-        "  stages p50  "
-        + "  ".join(f"{stage} {latency.p50:.3f}" for stage, latency in bench.stages.items())
-        + " ms",
     ]
+    if bench.frame is None or bench.stages is None:
+        lines.append("  frame       n/a (not an image classifier: invoke on random inputs only)")
+    else:
+        lines += [
+            f"  frame       {_ms(bench.frame)}  (one 640x480 BGR frame, all stages)",
+            "  stages p50  "
+            + "  ".join(f"{stage} {latency.p50:.3f}" for stage, latency in bench.stages.items())
+            + " ms",
+        ]
     return "\n".join(lines)
 
 
@@ -286,7 +318,8 @@ def frontier_table(benches: list[ModelBench]) -> str:
                 f"{_format(bench.accuracy, '.4f')} (x{_format(r['accuracy'], '.3f')})",
                 f"{bench.size_bytes / 1024:.1f} (x{_format(r['size'], '.2f')})",
                 f"{bench.invoke.p50:.3f} (x{_format(r['invoke_p50'], '.2f')})",
-                f"{bench.frame.p50:.3f} (x{_format(r['frame_p50'], '.2f')})",
+                f"{_format(bench.frame.p50 if bench.frame else None, '.3f')} "
+                f"(x{_format(r['frame_p50'], '.2f')})",
                 "*" if on_frontier(bench, benches) else "",
             )
         )
@@ -299,7 +332,7 @@ def frontier_table(benches: list[ModelBench]) -> str:
 
 
 def model_facts_json(model: Model) -> dict[str, object]:
-    """What `info` shows: file, backend, input/output, every tensor, operator counts."""
+    """What `info` shows: file, backend, inputs/outputs, every tensor, operators, metadata."""
     return {
         "path": str(model.path),
         "backend": model.backend.name,
@@ -307,22 +340,48 @@ def model_facts_json(model: Model) -> dict[str, object]:
         "quantized": model.quantized,
         "input": {"name": model.input.name, **_tensor_json(model.input)},
         "output": {"name": model.output.name, **_tensor_json(model.output)},
+        "inputs": [{"name": t.name, **_tensor_json(t)} for t in model.inputs],
+        "outputs": [{"name": t.name, **_tensor_json(t)} for t in model.outputs],
+        "image_classifier": model.classifier_problem() is None,
         "op_counts": model.op_counts(),
         "tensors": [{"name": t.name, **_tensor_json(t)} for t in model.tensors()],
+        "metadata": None if model.metadata is None else model.metadata.as_json(),
     }
 
 
+def _metadata_lines(metadata: ModelMetadata | None) -> list[str]:
+    if metadata is None:
+        return ["  metadata none"]
+    general = {
+        "name": metadata.name,
+        "version": metadata.version,
+        "author": metadata.author,
+        "licence": metadata.licence,
+        "description": metadata.description,
+        "input": metadata.normalization.describe() if metadata.normalization else None,
+        "labels": None
+        if metadata.labels is None
+        else f"{len(metadata.labels)} in {metadata.label_file}: "
+        + ", ".join(metadata.labels[:10])
+        + (", ..." if len(metadata.labels) > 10 else ""),
+    }
+    return ["  metadata", *(f"    {k:<12}{v}" for k, v in general.items() if v is not None)]
+
+
 def describe_model(model: Model) -> str:
-    """`info` as text: the facts first, then one line per tensor."""
+    """`info` as text: the facts first, the metadata, then one line per tensor."""
     ops = ", ".join(f"{name} x{count}" for name, count in sorted(model.op_counts().items()))
     tensors = model.tensors()
     width = max((len(t.name) for t in tensors), default=0)
+    problem = model.classifier_problem()
     lines = [
         f"{model.path}  ({model.backend.name})",
         f"  size     {model.size_bytes} bytes ({model.size_bytes / 1024:.1f} KiB)",
-        f"  input    {model.input.name} {list(model.input.shape)} {_quantization(model.input)}",
-        f"  output   {model.output.name} {list(model.output.shape)} {_quantization(model.output)}",
+        *(f"  input    {t.name} {list(t.shape)} {_quantization(t)}" for t in model.inputs),
+        *(f"  output   {t.name} {list(t.shape)} {_quantization(t)}" for t in model.outputs),
+        f"  kind     {'image classifier' if problem is None else problem}",
         f"  ops      {sum(model.op_counts().values())}: {ops}",
+        *_metadata_lines(model.metadata),
         f"  tensors  {len(tensors)}",
         *(f"    {t.name.ljust(width)}  {list(t.shape)} {_quantization(t)}" for t in tensors),
     ]

@@ -22,7 +22,6 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_cifar.classifier import STAGES, Category, Classifier, Prediction, top_categories
-from edge_cifar.labels import CLASS_NAMES
 from edge_cifar.sources import Frame, FrameSource, SourceError
 
 UNCERTAIN = "uncertain"
@@ -82,7 +81,7 @@ def decide(
 ) -> FrameResult:
     """The frame's label from the (smoothed) scores; below min_score it is UNCERTAIN."""
     scores = smoother.update(prediction.scores)
-    ranked = top_categories(scores, top_k)
+    ranked = top_categories(scores, prediction.labels, top_k)
     best = ranked[0]
     label = best.label if best.score >= min_score else UNCERTAIN
     return FrameResult(index, label, best.score, ranked, prediction.timings_ms)
@@ -260,7 +259,7 @@ def run(
     """Classify frames until the stream ends, max_frames, a sink's stop, or Ctrl-C."""
     smoother = ScoreSmoother(options.smooth_alpha)
     meter = FpsMeter()
-    top_k = max(1, min(options.top_k, len(CLASS_NAMES)))
+    top_k = max(1, options.top_k)  # top_categories takes at most the classes there are
     summary = Summary()
     start = time.perf_counter()
     try:

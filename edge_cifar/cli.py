@@ -33,7 +33,7 @@ from edge_cifar.camera import (
 from edge_cifar.classifier import Classifier
 from edge_cifar.interpreter import BackendError, Model, ModelError
 from edge_cifar.model_files import default_model_path
-from edge_cifar.preprocess import FrameError
+from edge_cifar.preprocess import DEFAULT_INPUT_RANGE, FrameError
 from edge_cifar.sources import SourceError, expand_image_paths, open_source, quiet_opencv_logs
 
 EXIT_SOME_FAILED = 1
@@ -41,7 +41,8 @@ EXIT_BAD_INPUT = 2
 
 app = typer.Typer(
     name="edge-cifar",
-    help="CIFAR-10 classification with a full-INT8 TFLite model: images, cameras, benchmarks.",
+    help="Image classification with TFLite models (CIFAR-10's full-INT8 model by default): "
+    "images, cameras, benchmarks.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -70,6 +71,30 @@ TopKOption = Annotated[
     int, typer.Option("--top-k", min=1, max=10, help="Classes listed per result.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
+
+
+class InputRange(str, Enum):
+    unit = "0..1"
+    pixels = "0..255"
+    symmetric = "-1..1"
+
+
+InputRangeOption = Annotated[
+    InputRange | None,
+    typer.Option(
+        "--input-range",
+        help="What the model's float input values span, for a model whose metadata does not "
+        f"say [default: {DEFAULT_INPUT_RANGE}, our models' convention].",
+    ),
+]
+LabelsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--labels",
+        help="Class names, one a line, for a model whose metadata has none "
+        "[default: labels.txt beside the model, else class indices].",
+    ),
+]
 
 
 @contextmanager
@@ -106,6 +131,25 @@ def load_model(model: Path | None, runtime: Runtime | None, threads: int | None)
     )
 
 
+def load_classifier(
+    model: Path | None,
+    runtime: Runtime | None,
+    threads: int | None,
+    top_k: int,
+    input_range: InputRange | None,
+    labels: Path | None,
+) -> Classifier:
+    classifier = Classifier(
+        load_model(model, runtime, threads),
+        top_k=top_k,
+        input_range=input_range.value if input_range else None,
+        labels_file=labels,
+    )
+    for note in classifier.meaning.notes:
+        typer.echo(f"note: {note}", err=True)
+    return classifier
+
+
 @app.command()
 def classify(
     paths: Annotated[list[str], typer.Argument(help="Image files, folders or globs.")],
@@ -113,12 +157,15 @@ def classify(
     runtime: RuntimeOption = None,
     threads: ThreadsOption = None,
     top_k: TopKOption = 3,
+    input_range: InputRangeOption = None,
+    labels: LabelsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Classify image files (any format OpenCV reads: gray, RGBA, 16-bit too)."""
+    """Classify image files (any format OpenCV reads: gray, RGBA, 16-bit too) with any
+    single-input image classifier."""
     failed = 0
     with one_line_errors():
-        classifier = Classifier(load_model(model, runtime, threads), top_k=top_k)
+        classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
         image_paths = expand_image_paths(paths)
         width = max(len(str(p)) for p in image_paths)
         for result in classify_files(classifier, image_paths):
@@ -152,6 +199,8 @@ def camera(
     runtime: RuntimeOption = None,
     threads: ThreadsOption = None,
     top_k: TopKOption = 3,
+    input_range: InputRangeOption = None,
+    labels: LabelsOption = None,
     width: Annotated[int | None, typer.Option(min=1, help="Requested capture width.")] = None,
     height: Annotated[int | None, typer.Option(min=1, help="Requested capture height.")] = None,
     max_frames: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
@@ -176,7 +225,7 @@ def camera(
 ) -> None:
     """Classify a live camera, a video or a stream; a summary goes to stderr at the end."""
     with one_line_errors():
-        classifier = Classifier(load_model(model, runtime, threads), top_k=top_k)
+        classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
         source = open_source(device, width=width, height=height)
         try:
             sinks: list[Sink] = [JsonLinesSink()] if json_lines else []
@@ -208,8 +257,9 @@ def bench(
     threads: ThreadsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Latency of invoke and of a 640x480 frame's stages; several models side by side in a
-    frontier table (accuracy from each model's card, size, p50 latency, ratios to seed_int8)."""
+    """Latency of invoke (any .tflite: random inputs) and, for image classifiers, of a 640x480
+    frame's stages; several models side by side in a frontier table (accuracy from each model's
+    card, size, p50 latency, ratios to seed_int8)."""
     with one_line_errors():
         results = benchmark.bench_models(
             models,
@@ -232,7 +282,7 @@ def info(
     runtime: RuntimeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Tensors, quantization, operators and size of a model."""
+    """Tensors, quantization, operators, size and TFLite metadata of any .tflite model."""
     with one_line_errors():
         loaded = load_model(model, runtime, None)
     if as_json:

@@ -56,6 +56,31 @@ class _Table:
         _need(self.buffer, start + 4, length * item_size)
         return start + 4, length
 
+    def u8(self, index: int, default: int = 0) -> int:
+        position = self._field(index)
+        if position is None:
+            return default
+        _need(self.buffer, position, 1)
+        return self.buffer[position]
+
+    def string(self, index: int) -> str | None:
+        start, length = self.vector(index, 1)
+        if not start:
+            return None
+        return self.buffer[start : start + length].decode("utf-8", errors="replace")
+
+    def data(self, index: int) -> bytes:
+        start, length = self.vector(index, 1)
+        return self.buffer[start : start + length]
+
+    def floats(self, index: int) -> list[float]:
+        start, length = self.vector(index, 4)
+        return list(struct.unpack_from(f"<{length}f", self.buffer, start)) if length else []
+
+    def table(self, index: int) -> _Table | None:
+        start = self._target(index)
+        return None if start is None else _Table(self.buffer, start)
+
     def ints(self, index: int) -> list[int]:
         start, length = self.vector(index, 4)
         return list(struct.unpack_from(f"<{length}i", self.buffer, start)) if length else []
@@ -98,9 +123,14 @@ def _check_indices(values: list[int], count: int, what: str) -> None:
         raise FlatbufferError(f"corrupt: {what} index {bad[0]} out of range (0..{count - 1})")
 
 
+def root(buffer: bytes) -> _Table:
+    """The root table of a flatbuffer (a .tflite model, or a metadata buffer inside one)."""
+    return _Table(buffer, _u32(buffer, 0))
+
+
 def check_tflite(buffer: bytes) -> None:
     """Raise FlatbufferError if any part of the model an interpreter reads lies outside the file."""
-    model = _Table(buffer, _u32(buffer, 0))
+    model = root(buffer)
     # Model: 1 operator_codes, 2 subgraphs, 4 buffers.
     operator_codes = model.tables(1)
     buffers = model.tables(4)

@@ -19,10 +19,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edge_cifar.errors import ModelError as ModelError  # re-exported: where callers look
 from edge_cifar.flatbuffer import FlatbufferError, check_tflite
-from edge_cifar.labels import NUM_CLASSES
 from edge_cifar.macs import multiply_adds
-from edge_cifar.preprocess import FrameError, InputSpec
+from edge_cifar.metadata import ModelMetadata, read_metadata
+from edge_cifar.model_files import check_against_card
+from edge_cifar.preprocess import (
+    DEFAULT_INPUT_RANGE,
+    INPUT_RANGES,
+    INPUT_TYPES,
+    FrameError,
+    InputSpec,
+    Normalization,
+)
 
 BACKENDS: dict[str, str] = {
     "litert": "ai_edge_litert.interpreter",
@@ -30,7 +39,8 @@ BACKENDS: dict[str, str] = {
     "tensorflow": "tensorflow.lite",
 }
 INSTALL_HINT = (
-    "pip install 'edge-cifar[litert]' (or 'edge-cifar[tflite]' for tflite-runtime with NumPy < 2)"
+    "pip install edge-cifar brings LiteRT on Linux x86-64/aarch64 and macOS arm64; elsewhere "
+    "'edge-cifar[litert]', or 'edge-cifar[tflite]' for tflite-runtime with NumPy < 2"
 )
 # Every TFLite flatbuffer carries this file identifier at bytes 4..8.
 TFLITE_IDENTIFIER = b"TFL3"
@@ -40,10 +50,6 @@ class BackendError(RuntimeError):
     """No usable TFLite interpreter package."""
 
 
-class ModelError(ValueError):
-    """A model file that is missing, not a TFLite model, or not a 10-class image classifier."""
-
-
 @dataclass(frozen=True)
 class Backend:
     name: str
@@ -51,8 +57,14 @@ class Backend:
     op_resolver_type: Any
 
 
+# Names the backend when no --runtime does: a device with several interpreter packages (the
+# `[tflite]` extra installs tflite-runtime beside the default LiteRT) picks one for every command.
+RUNTIME_VARIABLE = "EDGE_CIFAR_RUNTIME"
+
+
 def load_backend(name: str | None = None) -> Backend:
-    """The first importable backend, or the named one."""
+    """The named backend, else the one $EDGE_CIFAR_RUNTIME names, else the first importable."""
+    name = name or os.environ.get(RUNTIME_VARIABLE) or None
     if name is not None and name not in BACKENDS:
         raise BackendError(f"unknown runtime {name!r}; choose one of {', '.join(BACKENDS)}")
     names = [name] if name else list(BACKENDS)
@@ -123,6 +135,7 @@ class TensorInfo:
     dtype: str
     scale: float
     zero_point: int
+    index: int = -1  # the interpreter's tensor index
 
 
 def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
@@ -133,11 +146,19 @@ def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
         dtype=np.dtype(detail["dtype"]).name,
         scale=float(scale),
         zero_point=int(zero_point),
+        index=int(detail["index"]),
     )
 
 
+# Ops that pass a distribution through unchanged (in value, not in layout or type).
+_DISTRIBUTION_PRESERVING = {"DEQUANTIZE", "QUANTIZE", "RESHAPE", "SQUEEZE"}
+
+
 class Model:
-    """A loaded 10-class image classifier: set an input, invoke, read dequantized scores."""
+    """A loaded TFLite model, any inputs and outputs: set inputs, invoke, read dequantized outputs.
+
+    A model with a card beside it must match the SHA-256 its card records. Whether it is an
+    image classifier (what `classify` and `camera` need) is `classifier_problem()`."""
 
     def __init__(
         self,
@@ -149,7 +170,9 @@ class Model:
     ) -> None:
         self.path = Path(model_path)
         content = read_model_bytes(self.path)
+        check_against_card(self.path, content)
         self.size_bytes = len(content)
+        self.metadata: ModelMetadata | None = read_metadata(self.path, content)
         self.backend = load_backend(runtime)
         options: dict[str, Any] = {"model_content": content, "num_threads": threads}
         if reference_kernels:
@@ -161,61 +184,90 @@ class Model:
         except (ValueError, RuntimeError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ModelError(f"{self.path}: not a loadable TFLite model ({reason})") from None
-        self._check_classifier()
+        self.inputs = [_tensor_info(d) for d in self._interpreter.get_input_details()]
+        self.outputs = [_tensor_info(d) for d in self._interpreter.get_output_details()]
 
-    def _check_classifier(self) -> None:
-        inputs = self._interpreter.get_input_details()
-        outputs = self._interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(
-                f"{self.path}: expected one input and one output, "
-                f"got {len(inputs)} inputs and {len(outputs)} outputs"
+    @property
+    def input(self) -> TensorInfo:
+        """The first input (an image classifier's only one)."""
+        return self.inputs[0]
+
+    @property
+    def output(self) -> TensorInfo:
+        """The first output (an image classifier's only one)."""
+        return self.outputs[0]
+
+    def classifier_problem(self) -> str | None:
+        """Why this is not an image classifier (one NHWC image of 1 or 3 channels in, float32,
+        int8 or uint8; one vector of two or more class scores out), or None when it is one."""
+        if len(self.inputs) != 1 or len(self.outputs) != 1:
+            return (
+                f"not an image classifier: expected one input and one output, "
+                f"got {len(self.inputs)} inputs and {len(self.outputs)} outputs"
             )
-        self.input = _tensor_info(inputs[0])
-        self.output = _tensor_info(outputs[0])
-        in_shape, out_shape = self.input.shape, self.output.shape
-        if len(in_shape) != 4 or in_shape[0] != 1 or in_shape[3] != 3:
-            raise ModelError(
-                f"{self.path}: expected an input of shape 1xHxWx3, got {list(in_shape)}"
+        shape, scores = self.input.shape, self.output.shape
+        if len(shape) != 4 or shape[0] != 1 or shape[3] not in (1, 3):
+            return (
+                f"not an image classifier: expected an input of shape 1xHxWx1 or 1xHxWx3 (NHWC), "
+                f"got {list(shape)}"
             )
-        if len(out_shape) != 2 or out_shape[1] != NUM_CLASSES:
-            raise ModelError(
-                f"{self.path}: expected an output of {NUM_CLASSES} class scores, "
-                f"got {list(out_shape)}"
+        if self.input.dtype not in INPUT_TYPES:
+            return (
+                f"not an image classifier: input type {self.input.dtype} "
+                f"(expected {', '.join(INPUT_TYPES)})"
             )
+        if len(scores) == 0 or int(np.prod(scores)) != scores[-1] or scores[-1] < 2:
+            return (
+                f"not an image classifier: expected an output of N >= 2 scores, got {list(scores)}"
+            )
+        return None
+
+    def input_spec_for(self, normalization: Normalization) -> InputSpec:
+        """The image input as preprocessing needs it, with `normalization` as its meaning."""
+        problem = self.classifier_problem()
+        if problem is not None:
+            raise ModelError(f"{self.path}: {problem}")
+        _, height, width, channels = self.input.shape
         try:
-            self.input_spec = InputSpec(
-                height=in_shape[1],
-                width=in_shape[2],
+            return InputSpec(
+                height=height,
+                width=width,
+                channels=channels,
                 dtype=np.dtype(self.input.dtype),
                 scale=self.input.scale,
                 zero_point=self.input.zero_point,
+                normalization=normalization,
             )
         except FrameError as error:
             raise ModelError(f"{self.path}: {error}") from None
-        self._input_index = int(inputs[0]["index"])
-        self._output_index = int(outputs[0]["index"])
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The image input with the meaning its metadata states, else our models' convention."""
+        normalization = self.metadata.normalization if self.metadata else None
+        return self.input_spec_for(normalization or INPUT_RANGES[DEFAULT_INPUT_RANGE])
 
     @property
     def quantized(self) -> bool:
-        return self.input.dtype in ("int8", "uint8")
+        return any(t.dtype in ("int8", "uint8") for t in self.inputs)
 
-    def set_input(self, tensor: npt.NDArray[np.generic]) -> None:
-        self._interpreter.set_tensor(self._input_index, tensor)
+    def set_input(self, tensor: npt.NDArray[np.generic], position: int = 0) -> None:
+        self._interpreter.set_tensor(self.inputs[position].index, tensor)
 
     def invoke(self) -> None:
         self._interpreter.invoke()
 
-    def scores(self) -> npt.NDArray[np.float32]:
-        """The output as float class scores (dequantized for int8/uint8 outputs)."""
-        raw: npt.NDArray[np.generic] = np.asarray(
-            self._interpreter.get_tensor(self._output_index)[0]
-        )
-        if self.output.scale:
-            return ((raw.astype(np.float32) - self.output.zero_point) * self.output.scale).astype(
-                np.float32
-            )
+    def output_values(self, position: int = 0) -> npt.NDArray[np.float32]:
+        """An output as float values (dequantized for quantized outputs)."""
+        info = self.outputs[position]
+        raw: npt.NDArray[np.generic] = np.asarray(self._interpreter.get_tensor(info.index))
+        if info.scale:
+            return ((raw.astype(np.float32) - info.zero_point) * info.scale).astype(np.float32)
         return raw.astype(np.float32)
+
+    def scores(self) -> npt.NDArray[np.float32]:
+        """The first output as a flat vector of float class scores."""
+        return self.output_values(0).reshape(-1)
 
     def run(self, tensor: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
         """Set the input, invoke, and return the dequantized scores."""
@@ -223,16 +275,52 @@ class Model:
         self.invoke()
         return self.scores()
 
+    def random_inputs(self, seed: int = 0) -> list[npt.NDArray[np.generic]]:
+        """Deterministic random data of each input's shape and type (bench's inputs for a model
+        that is no image classifier)."""
+        rng = np.random.default_rng(seed)
+        tensors: list[npt.NDArray[np.generic]] = []
+        for info in self.inputs:
+            dtype = np.dtype(info.dtype)
+            if dtype == np.bool_:
+                tensors.append(rng.integers(0, 2, info.shape).astype(np.bool_))
+            elif np.issubdtype(dtype, np.integer):
+                limits = np.iinfo(dtype)
+                tensors.append(
+                    rng.integers(limits.min, int(limits.max) + 1, info.shape, dtype=dtype)
+                )
+            elif np.issubdtype(dtype, np.floating):
+                tensors.append(rng.random(info.shape).astype(dtype))
+            else:
+                raise ModelError(f"{self.path}: cannot make data for input {info.name} ({dtype})")
+        return tensors
+
+    def _ops(self) -> list[dict[str, Any]]:
+        # A delegate (XNNPACK) adds a node that stands for the ops it took over: not a model op.
+        ops = self._interpreter._get_ops_details()
+        return [op for op in ops if op["op_name"] != "DELEGATE"]
+
     def op_counts(self) -> dict[str, int]:
         """How many times each builtin operator occurs in the graph."""
-        ops = self._interpreter._get_ops_details()
-        # A delegate (XNNPACK) adds a node that stands for the ops it took over: not a model op.
-        return dict(Counter(str(op["op_name"]) for op in ops if op["op_name"] != "DELEGATE"))
+        return dict(Counter(str(op["op_name"]) for op in self._ops()))
+
+    def output_is_distribution(self) -> bool:
+        """True when the first output comes from a SOFTMAX (through dequantize, quantize or
+        reshape ops): its scores are probabilities already; else they are logits."""
+        producers = {int(t): op for op in self._ops() for t in op["outputs"]}
+        tensor = self.output.index
+        while (op := producers.get(tensor)) is not None:
+            if op["op_name"] == "SOFTMAX":
+                return True
+            if op["op_name"] not in _DISTRIBUTION_PRESERVING or len(op["inputs"]) < 1:
+                return False
+            tensor = int(op["inputs"][0])
+        return False
 
     def multiply_adds(self) -> int:
         """Multiply-adds per inference, from the conv and dense ops' shapes."""
         shapes = {int(d["index"]): list(d["shape"]) for d in self._interpreter.get_tensor_details()}
-        return multiply_adds(self._interpreter._get_ops_details(), shapes)
+        return multiply_adds(self._ops(), shapes)
 
     def tensors(self) -> list[TensorInfo]:
         return [_tensor_info(d) for d in self._interpreter.get_tensor_details()]

@@ -6,10 +6,12 @@ The wheel carries `firmware_models/` inside the package (hatch force-include), s
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
-from edge_cifar.interpreter import ModelError
+from edge_cifar.errors import ModelError
 
 # The model config the runtime ships with; its INT8 file is `<DEFAULT_MODEL>_int8.tflite`.
 DEFAULT_MODEL = "default"
@@ -18,7 +20,7 @@ REFERENCE_MODEL = "seed"
 PACKAGE_MODELS_DIR = Path(__file__).resolve().parent / "firmware_models"
 CHECKOUT_MODELS_DIR = Path(__file__).resolve().parent.parent / "firmware_models"
 # A model file's name is `<model>_<variant>.tflite`; its card is `<model>.card.json`.
-VARIANT_SUFFIXES = ("_int8", "_float")
+VARIANT_SUFFIXES = ("_int8", "_uint8", "_float")
 
 
 def int8_filename(model: str = DEFAULT_MODEL) -> str:
@@ -53,13 +55,46 @@ def card_accuracy(model_path: Path, quantized: bool) -> float | None:
     card = card_path(model_path)
     if card is None:
         return None
+    content = _read_card(card)
+    value = (
+        None
+        if content is None
+        else content.get("int8_accuracy" if quantized else "float_tflite_accuracy")
+    )
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _read_card(card: Path) -> dict[str, Any] | None:
     try:
         content = json.loads(card.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    value = (
-        content.get("int8_accuracy" if quantized else "float_tflite_accuracy")
-        if isinstance(content, dict)
-        else None
+    return content if isinstance(content, dict) else None
+
+
+def card_file_entry(card: dict[str, Any], file_name: str) -> dict[str, Any] | None:
+    """The card's record of one model file (`int8_model`, `float_model`, ...), by file name."""
+    return next(
+        (v for v in card.values() if isinstance(v, dict) and v.get("file") == file_name), None
     )
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def check_against_card(model_path: Path, content: bytes) -> None:
+    """Refuse a model file whose SHA-256 differs from the one its card beside it records: a
+    corrupt copy still loads and runs, and gives wrong scores without any error. Once per load
+    (about a millisecond per MiB), nothing per frame. A file its card does not list is not
+    checked."""
+    card = card_path(model_path)
+    if card is None:
+        return
+    recorded = _read_card(card)
+    if recorded is None:
+        raise ModelError(f"{model_path}: its model card {card} is unreadable; cannot check it")
+    entry = card_file_entry(recorded, model_path.name)
+    if entry is None:
+        return
+    if hashlib.sha256(content).hexdigest() != entry.get("sha256"):
+        raise ModelError(
+            f"{model_path}: SHA-256 differs from the one in {card.name}: the file is corrupt "
+            "or was changed after shipping"
+        )

@@ -85,6 +85,11 @@ class RunFiles:
         return self.root / f"{self.model_name}_int8.tflite"
 
     @property
+    def uint8_model(self) -> Path:
+        """The INT8 model with a uint8 input and output (MediaPipe Tasks, the Task Library)."""
+        return self.root / f"{self.model_name}_uint8.tflite"
+
+    @property
     def float_model(self) -> Path:
         return self.root / f"{self.model_name}_float.tflite"
 

@@ -149,13 +149,19 @@ def convert(
 
 
 def convert_models(run: Run) -> None:
-    from train.convert import to_float_tflite, to_int8_tflite
+    from train.convert import to_float_tflite, to_int8_tflite, write_uint8_model
+    from train.labels import CLASS_NAMES
+    from train.metadata import ModelDescription, stamp
     from train.qat import load_float_model, load_qat_model
 
     files = run.files
     to_float_tflite(load_float_model(run.config, files), files.float_model)
     to_int8_tflite(load_qat_model(run.config, files), run.train, files.int8_model)
-    print(f"wrote {files.float_model} and {files.int8_model}", file=sys.stderr)
+    write_uint8_model(files.int8_model, files.uint8_model)
+    about = ModelDescription(run.config.name, run.config.description, CLASS_NAMES)
+    for path in (files.float_model, files.int8_model, files.uint8_model):
+        stamp(path, about)
+    print(f"wrote {files.float_model}, {files.int8_model} and {files.uint8_model}", file=sys.stderr)
 
 
 MaxDropOption = Annotated[
@@ -412,6 +418,29 @@ def tflite_scorer(model_path: Path) -> Callable[[np.ndarray], np.ndarray]:
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
     return lambda images: classifier_scores(classifier, images)
+
+
+@app.command("stamp")
+def stamp_shipped(
+    firmware_dir: Annotated[
+        Path, typer.Option("--firmware-dir", help="Where the shipped models and cards are.")
+    ] = Path("firmware_models"),
+) -> None:
+    """Write TFLite metadata into every shipped model (weights and graph unchanged), add its
+    uint8-interface file, and record the new files' sizes and SHA-256s in its card."""
+    from train.ship import ShipError, restamp
+
+    cards = sorted(firmware_dir.glob("*.card.json"))
+    if not cards:
+        print(f"error: no model cards in {firmware_dir}", file=sys.stderr)
+        raise typer.Exit(2)
+    for card in cards:
+        try:
+            written = restamp(card)
+        except ShipError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        print(f"stamped {', '.join(str(p) for p in written)}", file=sys.stderr)
 
 
 def main() -> None:

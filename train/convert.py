@@ -1,4 +1,6 @@
-"""Keras → TFLite: a float32 model and a full-integer INT8 model (int8 input and output)."""
+"""Keras → TFLite: a float32 model, a full-integer INT8 model (int8 input and output), and the
+INT8 model with a uint8 input for the consumers that take no int8 input (MediaPipe Tasks, the
+TFLite Task Library, the Android/iOS/Coral examples)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.tools import flatbuffer_utils
 
 from edge_cifar.interpreter import Model
 from edge_cifar.preprocess import PIXEL_SCALE
@@ -55,3 +59,66 @@ def to_int8_tflite(qat_model: keras.Model, calibration: Split, path: Path) -> Pa
 def non_integer_tensors(path: Path) -> list[str]:
     """Names of the tensors of a TFLite model that are neither int8 nor int32."""
     return [t.name for t in Model(path).tensors() if t.dtype not in INTEGER_TYPES]
+
+
+def write_uint8_model(int8_path: Path, uint8_path: Path) -> Path:
+    write_atomic(uint8_path, with_uint8_interface(int8_path.read_bytes()))
+    return uint8_path
+
+
+def with_uint8_interface(int8_content: bytes) -> bytes:
+    """The INT8 model with a uint8 input and output: a QUANTIZE op (uint8 -> int8) in front of the
+    graph and one (int8 -> uint8) after it, what the converter writes for
+    `inference_input_type=inference_output_type=tf.uint8`, here applied to the converted file so
+    both files hold the same weights and graph. Each uint8 tensor has its int8 tensor's scale and
+    zero point + 128, so the requantize is exact: every pixel reaches the graph as the value the
+    int8 model is fed, and the scores come out the same."""
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(int8_content))
+    if len(model.subgraphs) != 1:
+        raise ConversionError("a uint8 interface needs a model of one subgraph")
+    graph = model.subgraphs[0]
+    quantize = _opcode_index(model, schema.BuiltinOperator.QUANTIZE)
+    for role in ("inputs", "outputs"):
+        int8_indices = list(getattr(graph, role))
+        uint8_indices = [_add_uint8_twin(graph, index) for index in int8_indices]
+        for int8_index, uint8_index in zip(int8_indices, uint8_indices, strict=True):
+            op = schema.OperatorT()
+            op.opcodeIndex = quantize
+            if role == "inputs":
+                op.inputs, op.outputs = [uint8_index], [int8_index]
+                graph.operators.insert(0, op)  # operators run in list order
+            else:
+                op.inputs, op.outputs = [int8_index], [uint8_index]
+                graph.operators.append(op)
+        setattr(graph, role, uint8_indices)
+        twins = dict(zip(int8_indices, uint8_indices, strict=True))
+        for signature in model.signatureDefs or []:
+            for tensor_map in getattr(signature, role) or []:
+                tensor_map.tensorIndex = twins.get(tensor_map.tensorIndex, tensor_map.tensorIndex)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _add_uint8_twin(graph: schema.SubGraphT, index: int) -> int:
+    """Append a uint8 tensor shaped and scaled like the int8 tensor `index`; return its index."""
+    tensor = graph.tensors[index]
+    if tensor.type != schema.TensorType.INT8 or tensor.quantization is None:
+        raise ConversionError(f"tensor {tensor.name!r} is not a quantized int8 tensor")
+    twin = schema.TensorT()
+    twin.name = bytes(tensor.name) + b"_uint8"
+    twin.shape, twin.shapeSignature = tensor.shape, tensor.shapeSignature
+    twin.type, twin.buffer = schema.TensorType.UINT8, 0  # buffer 0 is the empty one: no data
+    twin.quantization = schema.QuantizationParametersT()
+    twin.quantization.scale = list(tensor.quantization.scale)
+    twin.quantization.zeroPoint = [int(z) + 128 for z in tensor.quantization.zeroPoint]
+    graph.tensors.append(twin)
+    return len(graph.tensors) - 1
+
+
+def _opcode_index(model: schema.ModelT, builtin: int) -> int:
+    for index, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
+            return index
+    code = schema.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, builtin, 2
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_cifar.labels import NUM_CLASSES
+from train.labels import NUM_CLASSES
 
 ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 # The MD5 the CIFAR-10 home page publishes for the binary archive.

@@ -16,10 +16,10 @@ import tf_keras as keras
 
 from edge_cifar.classifier import Classifier
 from edge_cifar.interpreter import Model
-from edge_cifar.labels import CLASS_NAMES
 from edge_cifar.preprocess import PIXEL_SCALE
 from train.artifacts import RunFiles, write_atomic, write_npz
 from train.data import Split
+from train.labels import CLASS_NAMES
 from train.metrics import classification_report
 
 MODEL_KINDS = ("float_keras", "float_tflite", "int8_tflite")

@@ -36,10 +36,10 @@ import typer
 
 from edge_cifar import model_files
 from edge_cifar.interpreter import Model, ModelError, read_model_bytes
-from edge_cifar.labels import CLASS_NAMES
 from edge_cifar.preprocess import rgb_to_input
 from train import data
 from train.artifacts import write_atomic
+from train.labels import CLASS_NAMES
 
 # Enough images that a kernel difference which flips a class shows up; more only adds minutes.
 DEFAULT_IMAGES = 500

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_cifar.labels import CLASS_NAMES, NUM_CLASSES
+from train.labels import CLASS_NAMES, NUM_CLASSES
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 
 import tf_keras as keras
 
-from edge_cifar.labels import NUM_CLASSES
+from train.labels import NUM_CLASSES
 
 INPUT_SHAPE = (32, 32, 3)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from edge_cifar.labels import NUM_CLASSES
 from edge_cifar.preprocess import PIXEL_SCALE
 from train.camera_augment import camera_effects
 from train.data import Split
+from train.labels import NUM_CLASSES
 
 PAD = 4  # random 32x32 crops from a 40x40 reflect-padded image: shifts of up to 4 pixels
 

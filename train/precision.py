@@ -63,7 +63,9 @@ def float_training_precision() -> str:
     chosen = os.environ.get(PRECISION_ENV)
     if chosen:
         if chosen not in (FLOAT32, MIXED_BFLOAT16):
-            raise PrecisionError(f"{PRECISION_ENV} must be {FLOAT32} or {MIXED_BFLOAT16}, not {chosen}")
+            raise PrecisionError(
+                f"{PRECISION_ENV} must be {FLOAT32} or {MIXED_BFLOAT16}, not {chosen}"
+            )
         return chosen
     return MIXED_BFLOAT16 if cpu_has_bf16() else FLOAT32
 

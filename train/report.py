@@ -21,10 +21,10 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from edge_cifar.labels import CLASS_NAMES, NUM_CLASSES
 from train import metrics
 from train.artifacts import RunFiles, read_json, write_atomic
 from train.data import Split, subset
+from train.labels import CLASS_NAMES, NUM_CLASSES
 
 # ~90 dpi keeps a whole report well under 2 MB while 8-point captions stay legible.
 DPI = 90

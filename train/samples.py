@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_cifar.labels import CLASS_NAMES, NUM_CLASSES
 from train import data
+from train.labels import CLASS_NAMES, NUM_CLASSES
 
 FRAME_SIZE = (640, 480)  # width, height: a VGA camera frame
 IMAGE_SIDE = 480  # the frame's centre square, which is what the runtime crops and classifies

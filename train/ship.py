@@ -2,6 +2,8 @@
 
 Every file is first written into a staging folder beside the destination and then renamed into
 place, so a failure (a full disk, an interrupt) never leaves half a file in firmware_models/.
+The card records each model file's size and SHA-256; the runtime refuses a file that differs.
+`restamp` gives already shipped models their TFLite metadata and uint8-interface file.
 """
 
 from __future__ import annotations
@@ -12,15 +14,26 @@ import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from edge_cifar.interpreter import Model
-from edge_cifar.labels import CLASS_NAMES
 from train.artifacts import RunFiles
+from train.convert import with_uint8_interface
+from train.labels import CLASS_NAMES
+from train.metadata import ModelDescription, same_graph, with_metadata
 from train.models import ModelConfig
+
+# The model files of a card, by the card key that records each and the file name's suffix.
+MODEL_FILES = {"int8_model": "_int8", "uint8_model": "_uint8", "float_model": "_float"}
+
+
+class ShipError(RuntimeError):
+    """A shipped model that cannot be re-stamped (missing file, unreadable card, changed graph)."""
+
 
 VERSIONED_PACKAGES = (
     "tensorflow",
@@ -105,6 +118,7 @@ def build_card(
         "parameters": parameters,
         "int8_model": _file_facts(files.int8_model, f"{config.name}_int8.tflite"),
         "int8_budget_kib": config.int8_budget_kib,
+        "uint8_model": _file_facts(files.uint8_model, f"{config.name}_uint8.tflite"),
         "float_model": _file_facts(files.float_model, f"{config.name}_float.tflite"),
         "training": {
             "recipe": config.recipe.as_dict(),
@@ -146,7 +160,23 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"input {int8['input']['dtype']} (scale {int8['input']['scale']:.6g}, "
         f"zero point {int8['input']['zero_point']}), output {int8['output']['dtype']}"
         + (f"; budget {budget} KiB" if (budget := card.get("int8_budget_kib")) else ""),
+        *(
+            [
+                f"- uint8 file: `{uint8['file']}`, {uint8['bytes']:,} bytes: the INT8 model with "
+                "a uint8 input and output (one QUANTIZE op at each end, exact), for MediaPipe "
+                "Tasks and the TFLite Task Library"
+            ]
+            if (uint8 := card.get("uint8_model"))
+            else []
+        ),
         f"- float file: `{card['float_model']['file']}`, {card['float_model']['bytes']:,} bytes",
+        "- every file carries TFLite metadata (name, description, version, author, licence, "
+        "input normalization, labels.txt); SHA-256s: "
+        + ", ".join(
+            f"`{entry['file']}` `{entry['sha256']}`"
+            for key in MODEL_FILES
+            if (entry := card.get(key))
+        ),
         f"- parameters: {card['parameters']:,}",
         f"- operators (INT8): {ops}",
         f"- training: {training['train_images']:,} training / {training['validation_images']:,} "
@@ -191,18 +221,81 @@ def ship(card: dict[str, Any], files: RunFiles, firmware_dir: Path) -> list[Path
     name = card["model"]
     contents: dict[str, bytes] = {
         f"{name}_int8.tflite": files.int8_model.read_bytes(),
+        f"{name}_uint8.tflite": files.uint8_model.read_bytes(),
         f"{name}_float.tflite": files.float_model.read_bytes(),
         "labels.txt": ("\n".join(CLASS_NAMES) + "\n").encode(),
         f"{name}.card.json": (json.dumps(card, indent=1) + "\n").encode(),
         f"{name}.card.md": card_markdown(card).encode(),
     }
-    firmware_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=firmware_dir, prefix=".staging-"))
+    return write_all(firmware_dir, contents)
+
+
+def write_all(
+    folder: Path,
+    contents: dict[str, bytes],
+    finish: Callable[[Path], dict[str, bytes]] | None = None,
+) -> list[Path]:
+    """Write every file into a staging folder, let `finish` add files computed from the staged
+    ones, then rename them all into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".staging-"))
     try:
         for file_name, content in contents.items():
             (staging / file_name).write_bytes(content)
+        if finish is not None:
+            extra = finish(staging)
+            for file_name, content in extra.items():
+                (staging / file_name).write_bytes(content)
+            contents = {**contents, **extra}
         for file_name in contents:
-            (staging / file_name).replace(firmware_dir / file_name)
+            (staging / file_name).replace(folder / file_name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return [firmware_dir / file_name for file_name in contents]
+    return [folder / file_name for file_name in contents]
+
+
+def card_text(card: dict[str, Any]) -> dict[str, bytes]:
+    """The card's JSON and Markdown files, with the TFLite Micro section when it has one."""
+    from train.firmware import firmware_markdown
+
+    name = card["model"]
+    markdown = card_markdown(card) + (firmware_markdown(card) if "tflm_ops" in card else "")
+    return {
+        f"{name}.card.json": (json.dumps(card, indent=1) + "\n").encode(),
+        f"{name}.card.md": markdown.encode(),
+    }
+
+
+def restamp(card_path: Path) -> list[Path]:
+    """Give a shipped model's files TFLite metadata (replacing any), derive its uint8-interface
+    file from the INT8 one, and record the new sizes and SHA-256s in its card. The graph and
+    weights of every file stay as they were (checked, not assumed)."""
+    try:
+        card = json.loads(card_path.read_text())
+        name, description = card["model"], card["description"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ShipError(f"{card_path}: not a readable model card ({error})") from None
+    folder = card_path.parent
+    about = ModelDescription(name, description, tuple(card.get("labels") or CLASS_NAMES))
+    try:
+        old = {
+            key: (folder / f"{name}{suffix}.tflite").read_bytes()
+            for key, suffix in MODEL_FILES.items()
+            if key != "uint8_model"
+        }
+    except OSError as error:
+        raise ShipError(f"{card_path}: a model file of the card is missing ({error})") from None
+    new = {key: with_metadata(content, about) for key, content in old.items()}
+    for key, content in old.items():
+        if not same_graph(content, new[key]):
+            raise ShipError(f"{name}{MODEL_FILES[key]}.tflite: stamping changed its graph")
+    new["uint8_model"] = with_metadata(with_uint8_interface(new["int8_model"]), about)
+    contents = {f"{name}{MODEL_FILES[key]}.tflite": content for key, content in new.items()}
+
+    def updated_card(staging: Path) -> dict[str, bytes]:
+        for key, suffix in MODEL_FILES.items():
+            file_name = f"{name}{suffix}.tflite"
+            card[key] = _file_facts(staging / file_name, file_name)
+        return card_text(card)
+
+    return write_all(folder, contents, updated_card)

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from edge_cifar.labels import NUM_CLASSES
+from train.labels import NUM_CLASSES
 from train.models import INPUT_SHAPE, ModelConfig
 from train.precision import FLOAT32, use_precision
 

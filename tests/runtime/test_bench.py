@@ -147,10 +147,11 @@ def test_ratios_are_to_the_reference_int8_model_wherever_it_is_listed(one_bench)
     assert pick_baseline([other, replace(reference, path=Path("x.tflite"))]) is other
 
 
-def test_a_corrupt_model_card_is_ignored(cli, carded_models):
+def test_a_corrupt_model_card_is_refused_since_the_file_cannot_be_checked(cli, carded_models):
     int8_path, _ = carded_models
     int8_path.with_name(f"{int8_path.stem.removesuffix('_int8')}.card.json").write_text("{not")
-    assert bench_json(cli, int8_path)["models"][0]["accuracy"] is None
+    result = cli("bench", "--runs", 1, int8_path)
+    result.assert_one_error_line(2, "default.card.json is unreadable; cannot check it")
 
 
 def test_info_lists_tensors_quantization_ops_and_size(cli, model_path):

@@ -19,7 +19,7 @@ from edge_cifar.camera import (
     window_problem,
 )
 from edge_cifar.classifier import Prediction, top_categories
-from edge_cifar.labels import CLASS_NAMES
+from train.labels import CLASS_NAMES
 
 CAT, DOG = CLASS_NAMES.index("cat"), CLASS_NAMES.index("dog")
 
@@ -32,9 +32,11 @@ def scores_for(index: int, score: float) -> np.ndarray:
 
 
 def prediction(scores: np.ndarray) -> Prediction:
-    top = top_categories(scores, 3)
+    top = top_categories(scores, CLASS_NAMES, 3)
     timings = {"preprocess": 1.0, "invoke": 2.0, "postprocess": 0.5}
-    return Prediction(top[0].label, int(np.argmax(scores)), top[0].score, top, scores, timings)
+    return Prediction(
+        top[0].label, int(np.argmax(scores)), top[0].score, top, scores, timings, CLASS_NAMES
+    )
 
 
 class ScriptedClassifier:

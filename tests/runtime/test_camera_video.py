@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from edge_cifar.camera import UNCERTAIN
 from edge_cifar.cli import app
-from edge_cifar.labels import CLASS_NAMES
+from train.labels import CLASS_NAMES
 
 from .support import CliResult, write_png
 

@@ -4,7 +4,15 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_cifar.preprocess import FrameError, InputSpec, frame_to_input, frame_to_rgb
+from edge_cifar.preprocess import (
+    INPUT_RANGES,
+    FrameError,
+    InputSpec,
+    Normalization,
+    frame_to_input,
+    frame_to_rgb,
+    rgb_to_input,
+)
 from edge_cifar.sources import read_image, to_bgr
 
 from .support import write_png
@@ -88,3 +96,38 @@ def test_frame_is_centre_cropped_before_resizing():
 def test_unusable_frames_raise_frame_error(frame):
     with pytest.raises(FrameError):
         frame_to_input(frame, INT8_SPEC)
+
+
+def test_input_ranges_map_pixels_0_255_onto_the_stated_float_spans():
+    for name, (low, high) in {"0..1": (0, 1), "0..255": (0, 255), "-1..1": (-1, 1)}.items():
+        spec = InputSpec(32, 32, np.dtype(np.float32), normalization=INPUT_RANGES[name])
+        assert (spec.lut[0], spec.lut[255]) == pytest.approx((low, high)), name
+
+
+def test_raw_pixel_int8_input_is_the_pixel_minus_128():
+    """The MLPerf Tiny reference's input: scale 1.0, zero point -128, pixels 0..255."""
+    spec = InputSpec(
+        32, 32, np.dtype(np.int8), scale=1.0, zero_point=-128, normalization=INPUT_RANGES["0..255"]
+    )
+    np.testing.assert_array_equal(spec.lut.astype(int), np.arange(256) - 128)
+
+
+def test_per_channel_normalization_applies_each_channels_mean_and_std():
+    spec = InputSpec(
+        2,
+        2,
+        np.dtype(np.float32),
+        normalization=Normalization((0.0, 100.0, 200.0), (1.0, 2.0, 4.0)),
+    )
+    rgb = np.full((2, 2, 3), 200, dtype=np.uint8)
+    np.testing.assert_allclose(rgb_to_input(rgb, spec)[0, 0, 0], [200.0, 50.0, 0.0])
+
+
+def test_a_one_channel_model_gets_the_gray_frame(bgr_frame):
+    spec = InputSpec(32, 32, np.dtype(np.uint8), scale=1 / 255, zero_point=0, channels=1)
+    gray = cv2.cvtColor(bgr_frame, cv2.COLOR_BGR2GRAY)
+    tensor = frame_to_input(bgr_frame, spec)
+    assert tensor.shape == (1, 32, 32, 1)
+    # The same as feeding the gray frame, up to rounding (resize and conversion in either order).
+    difference = tensor.astype(int) - frame_to_input(gray, spec).astype(int)
+    assert np.abs(difference).max() <= 1

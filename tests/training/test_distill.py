@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_cifar.labels import NUM_CLASSES
 from train import data, distill
 from train.artifacts import write_npz
 from train.data import Split
@@ -18,6 +17,7 @@ from train.distill import (
     teacher_path,
     teacher_scores,
 )
+from train.labels import NUM_CLASSES
 from train.ship import card_markdown
 
 TEACHER = teacher_path("seed")

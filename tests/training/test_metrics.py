@@ -5,8 +5,8 @@ import pytest
 from sklearn.metrics import classification_report as sklearn_report
 from sklearn.metrics import confusion_matrix as sklearn_confusion
 
-from edge_cifar.labels import CLASS_NAMES
 from train import metrics
+from train.labels import CLASS_NAMES
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

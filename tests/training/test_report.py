@@ -16,10 +16,10 @@ import pytest
 from sklearn.metrics import classification_report as sklearn_report
 from typer.testing import CliRunner
 
-from edge_cifar.labels import CLASS_NAMES
 from train import data, metrics, report
 from train.artifacts import RunFiles
 from train.cli import app
+from train.labels import CLASS_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGES = 300  # a balanced subset: 30 images of each class

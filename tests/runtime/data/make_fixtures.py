@@ -1,4 +1,4 @@
-"""Rebuild the tiny wrong-shape models the runtime's error tests load (needs TensorFlow).
+"""Rebuild the tiny foreign models the runtime's tests load (needs TensorFlow).
 
     .venv/bin/python tests/runtime/data/make_fixtures.py
 
@@ -20,6 +20,14 @@ def tiny_model(input_shape: tuple[int, int, int], classes: int) -> tf.keras.Mode
     return tf.keras.Model(inputs, tf.keras.layers.Dense(classes, activation="softmax")(x))
 
 
+def two_outputs(input_shape: tuple[int, int, int]) -> tf.keras.Model:
+    """Not an image classifier: two outputs (a feature map and a vector)."""
+    inputs = tf.keras.Input(input_shape)
+    features = tf.keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    vector = tf.keras.layers.Dense(3)(tf.keras.layers.GlobalAveragePooling2D()(features))
+    return tf.keras.Model(inputs, [features, vector])
+
+
 def to_int8(model: tf.keras.Model, input_shape: tuple[int, int, int]) -> bytes:
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -34,9 +42,10 @@ def to_int8(model: tf.keras.Model, input_shape: tuple[int, int, int]) -> bytes:
 
 
 if __name__ == "__main__":
-    for name, shape, classes in [
-        ("five_classes.tflite", (32, 32, 3), 5),  # the right input, a 5-class output
-        ("gray_input.tflite", (32, 32, 1), 10),  # 10 classes, but a one-channel input
+    for name, shape, model in [
+        ("five_classes.tflite", (32, 32, 3), tiny_model((32, 32, 3), 5)),  # a 5-class output
+        ("gray_input.tflite", (32, 32, 1), tiny_model((32, 32, 1), 10)),  # a one-channel input
+        ("two_outputs.tflite", (16, 16, 3), two_outputs((16, 16, 3))),  # no classifier
     ]:
-        (HERE / name).write_bytes(to_int8(tiny_model(shape, classes), shape))
+        (HERE / name).write_bytes(to_int8(model, shape))
         print(HERE / name)
