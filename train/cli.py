@@ -385,6 +385,14 @@ def robustness(
     out_dir: Annotated[
         Path, typer.Option("--out-dir", help="Where robustness.json/.md/.png go.")
     ] = Path("reports/robustness"),
+    input_range: Annotated[
+        str | None,
+        typer.Option(
+            "--input-range",
+            help="What pixels mean to models without metadata (0..1, 0..255, -1..1); the MLPerf "
+            "references take 0..255.",
+        ),
+    ] = None,
 ) -> None:
     """Accuracy under CIFAR-10-C-style corruptions at five severities, every model through
     edge_cifar as the camera runs it; mCA over all corruptions and over the held-out ones."""
@@ -398,14 +406,16 @@ def robustness(
     dataset = data.load(data_dir)
     count = ROBUSTNESS_QUICK_IMAGES if quick else images
     test = data.subset(dataset.test, count) if count < len(dataset.test) else dataset.test
-    under_test = [ModelUnderTest(path.stem, tflite_scorer(path)) for path in models]
+    under_test = [ModelUnderTest(path.stem, tflite_scorer(path, input_range)) for path in models]
     result = benchmark(under_test, test, chosen)
     for path in write_result(result, out_dir):
         print(f"wrote {path}", file=sys.stderr)
     print(markdown_table(result))
 
 
-def tflite_scorer(model_path: Path) -> Callable[[np.ndarray], np.ndarray]:
+def tflite_scorer(
+    model_path: Path, input_range: str | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
     """Class scores of a .tflite model through edge_cifar, the model loaded once; a bad model file
     is one line and exit 2, before any corrupted image is made."""
     from edge_cifar.classifier import Classifier
@@ -413,7 +423,7 @@ def tflite_scorer(model_path: Path) -> Callable[[np.ndarray], np.ndarray]:
     from train.evaluate import classifier_scores
 
     try:
-        classifier = Classifier(Model(model_path, threads=1))
+        classifier = Classifier(Model(model_path, threads=1), input_range=input_range)
     except ModelError as error:
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None

@@ -102,3 +102,20 @@ def test_robustness_command_refuses_a_corrupt_model_in_one_line(cifar10_dir, tmp
     )
     assert outcome.exit_code == 2
     assert outcome.output.count("\n") == 1 and outcome.output.startswith("error: ")
+
+
+def test_a_reference_without_metadata_is_read_with_the_input_range_given(cifar10_dir, tmp_path):
+    reference = (
+        REPO_ROOT.parent / "shared" / "references" / "mlperf_tiny_pretrainedResnet_quant.tflite"
+    )
+    if not reference.is_file():
+        pytest.skip(f"{reference} not here")
+    arguments = ["robustness", str(reference), "--data-dir", str(cifar10_dir), "--quick"]
+    arguments += ["--corruption", "contrast", "--out-dir", str(tmp_path)]
+    assert CliRunner().invoke(app, [*arguments, "--input-range", "0..255"]).exit_code == 0
+    raw = json.loads((tmp_path / "robustness.json").read_text())["models"]
+    assert raw["mlperf_tiny_pretrainedResnet_quant"]["clean_accuracy"] > 0.8
+    # Fed the 0..1 convention instead, the same model answers near chance: the flag matters.
+    assert CliRunner().invoke(app, arguments).exit_code == 0
+    wrong = json.loads((tmp_path / "robustness.json").read_text())["models"]
+    assert wrong["mlperf_tiny_pretrainedResnet_quant"]["clean_accuracy"] < 0.3
