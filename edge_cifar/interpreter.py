@@ -319,7 +319,8 @@ class Model:
 
     def multiply_adds(self) -> int:
         """Multiply-adds per inference, from the conv and dense ops' shapes."""
-        shapes = {int(d["index"]): list(d["shape"]) for d in self._interpreter.get_tensor_details()}
+        details = self._interpreter.get_tensor_details()
+        shapes = {int(d["index"]): [int(v) for v in d["shape"]] for d in details}
         return multiply_adds(self._ops(), shapes)
 
     def tensors(self) -> list[TensorInfo]:

@@ -101,6 +101,10 @@ class RunFiles:
     def predictions(self) -> Path:
         return self.root / "predictions.npz"
 
+    @property
+    def robustness(self) -> Path:
+        return self.root / "robustness.json"
+
 
 class RecipeMismatchError(DataError):
     """The run folder was started with another recipe: reported like bad input, before training."""

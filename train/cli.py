@@ -164,6 +164,14 @@ def convert_models(run: Run) -> None:
     print(f"wrote {files.float_model}, {files.int8_model} and {files.uint8_model}", file=sys.stderr)
 
 
+ReferenceOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--reference",
+        help="A reference .tflite (the MLPerf Tiny models: raw 0..255 pixels) run beside the "
+        "float and INT8 models in the robustness benchmark; repeatable.",
+    ),
+]
 MaxDropOption = Annotated[
     float,
     typer.Option("--max-drop", help="Fail when INT8 accuracy is this many points below float."),
@@ -178,9 +186,15 @@ FirmwareOption = Annotated[
 ]
 
 
-def evaluate_and_ship(run: Run, *, max_drop: float, firmware_dir: Path | None) -> None:
+def evaluate_and_ship(
+    run: Run,
+    *,
+    max_drop: float,
+    firmware_dir: Path | None,
+    references: list[Path] | None = None,
+) -> None:
     """Evaluate the three models; ship them when the INT8 drop is within `max_drop` points."""
-    from train.evaluate import evaluate
+    from train.evaluate import evaluate, evaluate_robustness
     from train.qat import load_float_model
     from train.ship import build_card, ship
 
@@ -195,12 +209,20 @@ def evaluate_and_ship(run: Run, *, max_drop: float, firmware_dir: Path | None) -
             file=sys.stderr,
         )
         raise typer.Exit(1)
+    # The robustness benchmark on the same test images (a small subset when QUICK: seconds).
+    robustness_test = data.subset(test, ROBUSTNESS_QUICK_IMAGES) if run.quick else test
+    robustness = evaluate_robustness(
+        files,
+        robustness_test,
+        {path.stem: tflite_scorer(path, "0..255") for path in references or []},
+    )
     if firmware_dir is None:
         return
     card = build_card(
         config,
         files,
         result,
+        robustness,
         parameters=int(float_model.count_params()),
         data_sha256=run.dataset.sha256,
         train_images=len(run.train),
@@ -220,10 +242,15 @@ def evaluate(
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),
     max_drop: MaxDropOption = 1.0,
+    reference: ReferenceOption = None,
 ) -> None:
-    """Float Keras vs float TFLite vs INT8 TFLite on the test set; exit 1 if INT8 drops too much."""
+    """Float Keras vs float TFLite vs INT8 TFLite on the test set, and the robustness benchmark;
+    exit 1 if INT8 drops too much."""
     evaluate_and_ship(
-        prepare(model, data_dir, quick, runs_dir), max_drop=max_drop, firmware_dir=None
+        prepare(model, data_dir, quick, runs_dir),
+        max_drop=max_drop,
+        firmware_dir=None,
+        references=reference,
     )
 
 
@@ -236,6 +263,7 @@ def quantize(
     max_drop: MaxDropOption = 1.0,
     firmware_dir: FirmwareOption = None,
     devices: DevicesOption = 1,
+    reference: ReferenceOption = None,
 ) -> None:
     """The whole pipeline: float training (if no float model yet), QAT, conversion, the accuracy
     check, and shipping to firmware_models/."""
@@ -247,7 +275,7 @@ def quantize(
     train_float(run.config, run.train, run.validation, run.files)
     train_qat(run.config, run.train, run.validation, run.files)
     convert_models(run)
-    evaluate_and_ship(run, max_drop=max_drop, firmware_dir=firmware_dir)
+    evaluate_and_ship(run, max_drop=max_drop, firmware_dir=firmware_dir, references=reference)
     report(
         model=model, data_dir=data_dir, quick=quick, runs_dir=runs_dir, firmware_dir=firmware_dir
     )

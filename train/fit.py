@@ -69,7 +69,7 @@ class HistoryLog(keras.callbacks.Callback):  # type: ignore[misc]
                 "seconds": round(time.monotonic() - self.started, 2),
                 "lr": float(keras.backend.get_value(lr(step) if callable(lr) else lr)),
                 "replicas": self.model.distribute_strategy.num_replicas_in_sync,
-                "precision": self.precision,
+                "dtype_policy": self.precision,  # "precision" is a metric of the logs
                 **{key: float(value) for key, value in (logs or {}).items()},
             }
         )

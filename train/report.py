@@ -63,6 +63,7 @@ class RunArtefacts:
     evaluation: dict[str, Any]
     card: dict[str, Any] | None
     card_path: Path
+    robustness: dict[str, Any] | None = None  # robustness.json; None for runs from before it
 
     def predictions(self, kind: str) -> np.ndarray:
         return np.asarray(self.scores[kind].argmax(axis=1))
@@ -93,6 +94,7 @@ def load_run(files: RunFiles, card_path: Path) -> RunArtefacts:
         evaluation=evaluation,
         card=_read_card(card_path, evaluation),
         card_path=card_path,
+        robustness=_read_json(files.robustness) if files.robustness.is_file() else None,
     )
 
 
@@ -604,12 +606,31 @@ def index_markdown(run: RunArtefacts, reports: dict[str, dict[str, Any]]) -> str
         "",
         "![class scores, float and INT8](probabilities.png)",
         "",
+        *robustness_section(run.robustness),
         "## Data",
         "",
         "![CIFAR-10 samples and class counts](data_overview.png)",
         "",
     ]
     return "\n".join(lines)
+
+
+def robustness_section(robustness: dict[str, Any] | None) -> list[str]:
+    if robustness is None:
+        return []
+    from train.robustness import markdown_table
+
+    return [
+        "## Robustness (camera-style corruptions)",
+        "",
+        f"{robustness['test_images']} test images under {len(robustness['corruptions'])} "
+        "CIFAR-10-C-style corruptions at severities 1-5 (train/corruptions.py), each model "
+        "through edge_cifar; each corruption's row is its mean over the five severities.",
+        "",
+        markdown_table(robustness),
+        "![accuracy against severity per corruption family](robustness.png)",
+        "",
+    ]
 
 
 def write_report(
@@ -636,6 +657,10 @@ def write_report(
         "per_class.json": (json.dumps(reports, indent=1) + "\n").encode(),
         "index.md": index_markdown(run, reports).encode(),
     }
+    if run.robustness is not None:
+        from train.robustness import family_curves_png
+
+        contents["robustness.png"] = family_curves_png(run.robustness)
     for name, content in contents.items():
         write_atomic(out_dir / name, content)
     return out_dir / "index.md"
