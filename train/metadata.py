@@ -12,7 +12,9 @@ without its dependencies (`make setup`), and only its metadata modules are impor
 
 from __future__ import annotations
 
+import io
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from importlib import metadata as package_metadata
 from pathlib import Path
@@ -100,9 +102,30 @@ def with_metadata(model_content: bytes, about: ModelDescription) -> bytes:
                     tensor_type=writer_utils.get_output_tensor_types(buffer)[0],
                 ),
             )
-            return bytes(writer.populate())
+            populated = bytes(writer.populate())
         except (ValueError, RuntimeError) as error:
             raise MetadataError(f"the metadata writer refused the model: {error}") from None
+    return with_fixed_file_dates(populated)
+
+
+# The zip format's earliest date. The writer dates each associated file "now"; a fixed date makes a
+# stamp reproducible (same model, same metadata: same bytes, so the same SHA-256 in the card).
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def with_fixed_file_dates(model_content: bytes) -> bytes:
+    """The model with its associated files re-zipped as the writer zips them (stored, appended
+    after the flatbuffer), dated `FIXED_DATE`."""
+    with zipfile.ZipFile(io.BytesIO(model_content)) as archive:
+        members = archive.infolist()
+        files = [(member.filename, archive.read(member)) for member in members]
+        flatbuffer_end = min(member.header_offset for member in members)
+    output = io.BytesIO(model_content[:flatbuffer_end])
+    output.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(output, "a") as archive:
+        for name, content in files:
+            archive.writestr(zipfile.ZipInfo(name, date_time=FIXED_DATE), content)
+    return output.getvalue()
 
 
 def without_associated_files(model_content: bytes) -> bytes:

@@ -19,6 +19,7 @@ from edge_cifar.model_files import DEFAULT_MODEL
 from train import data
 from train.cli import QUICK_TEST
 from train.convert import non_integer_tensors
+from train.labels import CLASS_NAMES
 from train.models import get_config
 
 pytestmark = pytest.mark.slow
@@ -61,6 +62,7 @@ def test_quick_quantize_ships_a_full_integer_int8_model(quick_run):
         f"{QUICK_MODEL}.card.md",
         f"{QUICK_MODEL}_float.tflite",
         f"{QUICK_MODEL}_int8.tflite",
+        f"{QUICK_MODEL}_uint8.tflite",
         "labels.txt",
     ]
     int8_path = firmware / f"{QUICK_MODEL}_int8.tflite"
@@ -73,6 +75,11 @@ def test_quick_quantize_ships_a_full_integer_int8_model(quick_run):
     assert int8.input.scale == pytest.approx(1 / 255, rel=1e-3)
     assert int8.input.zero_point == -128
     assert Model(firmware / f"{QUICK_MODEL}_float.tflite").input.dtype == "float32"
+    # Conversion wrote the metadata: every file names its model and carries CIFAR-10's labels.
+    for variant in ("int8", "uint8", "float"):
+        metadata = Model(firmware / f"{QUICK_MODEL}_{variant}.tflite").metadata
+        assert metadata is not None and metadata.name == QUICK_MODEL
+        assert metadata.labels == CLASS_NAMES
 
 
 def test_reevaluating_the_shipped_int8_model_reproduces_its_card(quick_run, cifar10_dir):
