@@ -63,8 +63,13 @@ demo: $(LITERT_VENV)/.installed
 	$(LITERT_VENV)/bin/edge-cifar camera --device samples/cifar_test.avi --headless --max-frames 60
 	$(LITERT_VENV)/bin/edge-cifar classify samples/images
 
+# The MLPerf Tiny references (raw 0..255 pixels), where a shared copy lies beside the checkout: the
+# robustness benchmark runs them beside our models, never ships them.
+REFERENCES ?= $(wildcard ../shared/references/*.tflite)
+REFERENCE_FLAGS = $(foreach r,$(REFERENCES),--reference $(r))
+
 quantize: $(TRAIN_VENV)/.installed
-	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES))
+	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES)) $(REFERENCE_FLAGS)
 	# A new card lacks the TFLite Micro figures and the C sources are stale: regenerate both.
 	$(if $(QUICK),,$(TRAIN_VENV)/bin/python -m train.firmware $(if $(DATA),firmware_models/$(or $(NAME),$(notdir $(abspath $(DATA))))_int8.tflite))
 
@@ -75,11 +80,19 @@ report: $(TRAIN_VENV)/.installed
 samples: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train.samples
 
-# The frontier table of every shipped model, also kept in reports/bench.txt.
+# The frontier table of every shipped model and the MLPerf references (when here), in one run;
+# also kept in reports/bench.txt.
 bench: $(LITERT_VENV)/.installed
 	mkdir -p reports
-	$(LITERT_VENV)/bin/edge-cifar bench firmware_models/*.tflite --threads 1 > reports/.bench.txt
+	$(LITERT_VENV)/bin/edge-cifar bench firmware_models/*.tflite $(REFERENCES) --threads 1 > reports/.bench.txt
 	mv reports/.bench.txt reports/bench.txt && cat reports/bench.txt
+
+.PHONY: robustness
+# Every shipped INT8 model and the references under the 14 corruptions x 5 severities, all 10,000
+# test images (reports/robustness/: table, JSON, plot); IMAGES=2000 for a shorter run.
+IMAGES ?= 10000
+robustness: $(TRAIN_VENV)/.installed
+	$(TRAIN_VENV)/bin/python -m train robustness firmware_models/*_int8.tflite $(REFERENCES) --input-range 0..255 --images $(IMAGES)
 
 .PHONY: stamp
 # TFLite metadata into every shipped model (graph and weights checked unchanged), its uint8-interface

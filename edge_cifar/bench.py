@@ -79,6 +79,7 @@ class ModelBench:
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     op_counts: dict[str, int]
+    multiply_adds: int  # per inference, from the conv and dense ops' shapes (edge_cifar/macs.py)
     invoke: Latency  # the interpreter alone, input already set
     # One 640x480 frame through Classifier (preprocess, invoke, ...) and their sum; None for a
     # model that is no image classifier.
@@ -106,6 +107,7 @@ class ModelBench:
             "inputs": [_tensor_json(t) for t in self.inputs],
             "outputs": [_tensor_json(t) for t in self.outputs],
             "op_counts": self.op_counts,
+            "multiply_adds": self.multiply_adds,
             "invoke_ms": self.invoke.as_json(),
             "stages_ms": None
             if self.stages is None
@@ -167,6 +169,7 @@ class _Timing:
             inputs=model.inputs,
             outputs=model.outputs,
             op_counts=model.op_counts(),
+            multiply_adds=model.multiply_adds(),
             invoke=Latency.of(self.invoke_ms),
             stages={stage: Latency.of(values) for stage, values in self.stage_ms.items()}
             if classifier
@@ -285,6 +288,7 @@ def describe(bench: ModelBench) -> str:
         *(f"  input       {list(t.shape)} {_quantization(t)}" for t in bench.inputs),
         *(f"  output      {list(t.shape)} {_quantization(t)}" for t in bench.outputs),
         f"  ops         {sum(bench.op_counts.values())}: {ops}",
+        f"  mult-adds   {bench.multiply_adds / 1e6:.1f} M per inference",
         f"  accuracy    {accuracy}",
         f"  invoke      {_ms(bench.invoke)}",
     ]
@@ -308,7 +312,15 @@ def frontier_table(benches: list[ModelBench]) -> str:
     """The models from fastest to slowest, each figure with its ratio to the baseline, and a mark
     on the ones no other model beats on accuracy, latency and size at once."""
     baseline = pick_baseline(benches)
-    header = ("model", "accuracy", "size KiB", "invoke p50 ms", "frame p50 ms", "frontier")
+    header = (
+        "model",
+        "accuracy",
+        "size KiB",
+        "mult-adds M",
+        "invoke p50 ms",
+        "frame p50 ms",
+        "frontier",
+    )
     rows = [header]
     for bench in sorted(benches, key=lambda b: b.invoke.p50):
         r = ratios(bench, baseline)
@@ -317,6 +329,7 @@ def frontier_table(benches: list[ModelBench]) -> str:
                 bench.path.name,
                 f"{_format(bench.accuracy, '.4f')} (x{_format(r['accuracy'], '.3f')})",
                 f"{bench.size_bytes / 1024:.1f} (x{_format(r['size'], '.2f')})",
+                f"{bench.multiply_adds / 1e6:.1f}",
                 f"{bench.invoke.p50:.3f} (x{_format(r['invoke_p50'], '.2f')})",
                 f"{_format(bench.frame.p50 if bench.frame else None, '.3f')} "
                 f"(x{_format(r['frame_p50'], '.2f')})",

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from edge_cifar.errors import ModelError as ModelError  # re-exported: where callers look
 from edge_cifar.flatbuffer import FlatbufferError, check_tflite
+from edge_cifar.macs import multiply_adds
 from edge_cifar.metadata import ModelMetadata, read_metadata
 from edge_cifar.model_files import check_against_card
 from edge_cifar.preprocess import (
@@ -315,6 +316,12 @@ class Model:
                 return False
             tensor = int(op["inputs"][0])
         return False
+
+    def multiply_adds(self) -> int:
+        """Multiply-adds per inference, from the conv and dense ops' shapes."""
+        details = self._interpreter.get_tensor_details()
+        shapes = {int(d["index"]): [int(v) for v in d["shape"]] for d in details}
+        return multiply_adds(self._ops(), shapes)
 
     def tensors(self) -> list[TensorInfo]:
         return [_tensor_info(d) for d in self._interpreter.get_tensor_details()]

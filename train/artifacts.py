@@ -101,15 +101,22 @@ class RunFiles:
     def predictions(self) -> Path:
         return self.root / "predictions.npz"
 
+    @property
+    def robustness(self) -> Path:
+        return self.root / "robustness.json"
+
 
 class RecipeMismatchError(DataError):
     """The run folder was started with another recipe: reported like bad input, before training."""
 
 
-def claim_run(files: RunFiles, recipe: dict[str, Any]) -> None:
+def claim_run(
+    files: RunFiles, recipe: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> None:
     """Record the recipe a run folder trains with, or refuse to go on under a different one: its
     checkpoints and weights would otherwise resume (or ship) as a mix of two recipes under a card
-    that names one."""
+    that names one. A field the recorded recipe lacks counts as its value in `defaults`: a recipe
+    option added later, left at its default, changes nothing about a run started before it."""
     if not files.recipe.is_file():
         write_atomic(files.recipe, json.dumps(recipe, indent=2).encode())
         return
@@ -123,6 +130,7 @@ def claim_run(files: RunFiles, recipe: dict[str, Any]) -> None:
     started = read_json(files.recipe, unreadable)
     if not isinstance(started, dict):
         raise unreadable(f"a JSON {type(started).__name__}, not an object")
+    started = {**(defaults or {}), **started}
     changed = sorted(
         key for key in recipe.keys() | started.keys() if recipe.get(key) != started.get(key)
     )

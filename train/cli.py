@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import numpy as np
 import typer
 
 from edge_cifar.model_files import DEFAULT_MODEL
@@ -67,51 +69,67 @@ def run_files(model: str, quick: bool, runs_dir: Path, source: FolderSource | No
     return RunFiles(runs_dir / (f"{name}-quick" if quick else name), name)
 
 
-def load_splits(
+def load_splits(data_dir: Path | None, quick: bool) -> tuple[data.Cifar10, data.Split, data.Split]:
+    dataset = data.load(data_dir)
+    return (dataset, *quick_subsets(*data.stratified_split(dataset.train), quick))
+
+
+def quick_subsets(
+    train: data.Split, validation: data.Split, quick: bool
+) -> tuple[data.Split, data.Split]:
+    if not quick:
+        return train, validation
+    return data.subset(train, QUICK_TRAIN), data.subset(validation, QUICK_VALIDATION)
+
+
+def load_data(
     data_dir: Path | None, quick: bool, files: RunFiles, source: FolderSource | None
 ) -> tuple[data.Cifar10 | FolderData, data.Split, data.Split]:
-    dataset: data.Cifar10 | FolderData
-    if source is not None:
-        from train import folders
+    """CIFAR-10's splits, or the image folder's (its split recorded in the run folder)."""
+    if source is None:
+        return load_splits(data_dir, quick)
+    from train import folders
 
-        dataset = folders.load(
-            source.images,
-            source.size,
-            files.root / "split.json",
-            test_root=source.test_images,
-            skip_bad=source.skip_bad,
-        )
-        train, validation = dataset.train, dataset.validation
-    else:
-        dataset = data.load(data_dir)
-        train, validation = data.stratified_split(dataset.train)
-    if quick:
-        train = data.subset(train, QUICK_TRAIN)
-        validation = data.subset(validation, QUICK_VALIDATION)
-    return dataset, train, validation
+    dataset = folders.load(
+        source.images,
+        source.size,
+        files.root / "split.json",
+        test_root=source.test_images,
+        skip_bad=source.skip_bad,
+    )
+    return (dataset, *quick_subsets(dataset.train, dataset.validation, quick))
 
 
 def default_firmware_dir(files: RunFiles, quick: bool) -> Path:
     return files.root / "firmware_models" if quick else Path("firmware_models")
 
 
-def config_for(
-    model: str, quick: bool, train: data.Split, source: FolderSource | None
-) -> ModelConfig:
+def config_for(model: str, quick: bool) -> ModelConfig:
     # Imported here: the model builders load TensorFlow, which a data error should not wait for.
-    from train.models import folder_config, get_config
+    from train.models import get_config
 
     try:
-        config = get_config(model, quick=quick and source is None)
+        return get_config(model, quick=quick)
     except KeyError as error:
         raise typer.BadParameter(str(error.args[0])) from None
-    if source is None:
-        return config
+
+
+def folder_run_config(
+    model: str, quick: bool, train: data.Split, source: FolderSource
+) -> ModelConfig:
+    """`model`'s architecture for the folder's classes and input size, from scratch or from the
+    shipped `model`'s conv weights (`--init`)."""
+    from train.models import folder_config
     from train.transfer import pretrained_source
 
     pretrained = pretrained_source(source.init, model, train)
     return folder_config(
-        config, source.name, train.class_names, source.size, pretrained, quick=quick
+        config_for(model, quick=False),
+        source.name,
+        train.class_names,
+        source.size,
+        pretrained,
+        quick=quick,
     )
 
 
@@ -140,12 +158,14 @@ def prepare(
     # The data first: bad data fails in one line before TensorFlow starts and prints its own logs.
     source = folder_source(ctx)
     files = run_files(model, quick, runs_dir, source)
-    dataset, train, validation = load_splits(data_dir, quick, files, source)
-    config = config_for(model, quick, train, source)
+    dataset, train, validation = load_data(data_dir, quick, files, source)
+    config = folder_run_config(model, quick, train, source) if source else config_for(model, quick)
     from train.devices import split_cpu
 
     split_cpu(devices)
-    claim_run(files, config.recipe.as_dict())
+    from train.models import Recipe
+
+    claim_run(files, config.recipe.as_dict(), Recipe().as_dict())
     return Run(dataset, train, validation, config, files, quick, devices, source)
 
 
@@ -261,6 +281,14 @@ def convert_models(run: Run) -> None:
     print(f"wrote {files.float_model}, {files.int8_model} and {files.uint8_model}", file=sys.stderr)
 
 
+ReferenceOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--reference",
+        help="A reference .tflite (the MLPerf Tiny models: raw 0..255 pixels) run beside the "
+        "float and INT8 models in the robustness benchmark; repeatable.",
+    ),
+]
 MaxDropOption = Annotated[
     float,
     typer.Option("--max-drop", help="Fail when INT8 accuracy is this many points below float."),
@@ -275,9 +303,15 @@ FirmwareOption = Annotated[
 ]
 
 
-def evaluate_and_ship(run: Run, *, max_drop: float, firmware_dir: Path | None) -> None:
+def evaluate_and_ship(
+    run: Run,
+    *,
+    max_drop: float,
+    firmware_dir: Path | None,
+    references: list[Path] | None = None,
+) -> None:
     """Evaluate the three models; ship them when the INT8 drop is within `max_drop` points."""
-    from train.evaluate import evaluate
+    from train.evaluate import evaluate, evaluate_robustness
     from train.qat import load_float_model
     from train.ship import build_card, ship
 
@@ -292,6 +326,13 @@ def evaluate_and_ship(run: Run, *, max_drop: float, firmware_dir: Path | None) -
             file=sys.stderr,
         )
         raise typer.Exit(1)
+    # The robustness benchmark on the same test images (a small subset when QUICK: seconds).
+    robustness_test = data.subset(test, ROBUSTNESS_QUICK_IMAGES) if run.quick else test
+    robustness = evaluate_robustness(
+        files,
+        robustness_test,
+        {path.stem: tflite_scorer(path, "0..255") for path in references or []},
+    )
     if firmware_dir is None:
         return
     source = run.source
@@ -299,6 +340,7 @@ def evaluate_and_ship(run: Run, *, max_drop: float, firmware_dir: Path | None) -
         config,
         files,
         result,
+        robustness,
         parameters=int(float_model.count_params()),
         data_name=f"image folder {source.images}" if source else "CIFAR-10",
         data_sha256=run.dataset.sha256,
@@ -324,10 +366,15 @@ def evaluate(
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),
     max_drop: MaxDropOption = 1.0,
+    reference: ReferenceOption = None,
 ) -> None:
-    """Float Keras vs float TFLite vs INT8 TFLite on the test set; exit 1 if INT8 drops too much."""
+    """Float Keras vs float TFLite vs INT8 TFLite on the test set, and the robustness benchmark;
+    exit 1 if INT8 drops too much."""
     evaluate_and_ship(
-        prepare(ctx, model, data_dir, quick, runs_dir), max_drop=max_drop, firmware_dir=None
+        prepare(ctx, model, data_dir, quick, runs_dir),
+        max_drop=max_drop,
+        firmware_dir=None,
+        references=reference,
     )
 
 
@@ -341,6 +388,7 @@ def quantize(
     max_drop: MaxDropOption = 1.0,
     firmware_dir: FirmwareOption = None,
     devices: DevicesOption = 1,
+    reference: ReferenceOption = None,
 ) -> None:
     """The whole pipeline: float training (if no float model yet), QAT, conversion, the accuracy
     check, and shipping to firmware_models/."""
@@ -352,7 +400,7 @@ def quantize(
     train_float(run.config, run.train, run.validation, run.files)
     train_qat(run.config, run.train, run.validation, run.files)
     convert_models(run)
-    evaluate_and_ship(run, max_drop=max_drop, firmware_dir=firmware_dir)
+    evaluate_and_ship(run, max_drop=max_drop, firmware_dir=firmware_dir, references=reference)
     report(
         ctx,
         model=model,
@@ -396,12 +444,150 @@ def report(
     try:
         # The artefacts first: a run that never finished fails before the data set is read.
         run = load_run(files, firmware_dir / f"{files.model_name}.card.json")
-        dataset, train, validation = load_splits(data_dir, quick, files, source)
+        dataset, train, validation = load_data(data_dir, quick, files, source)
         index = write_report(run, dataset.test, train, validation, out_dir)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
     print(f"wrote the report: {index}", file=sys.stderr)
+
+
+@app.command()
+def compare(
+    variants: Annotated[
+        list[str],
+        typer.Argument(
+            help="Recipe variants as name:field=value,...  ('base' alone: the config's recipe)."
+        ),
+    ],
+    model: ModelOption = DEFAULT_MODEL,
+    data_dir: DataDirOption = None,
+    train_images: Annotated[
+        int, typer.Option("--train-images", min=500, help="Class-balanced training subset.")
+    ] = 15_000,
+    validation_images: Annotated[
+        int, typer.Option("--validation-images", min=100, help="Class-balanced validation subset.")
+    ] = 5_000,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Every variant's epochs (a short run).")
+    ] = None,
+    runs_dir: Annotated[
+        Path, typer.Option("--runs-dir", help="Where each variant's run folder goes.")
+    ] = Path("runs/compare"),
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Where <model>.json and <model>.md accumulate.")
+    ] = Path("reports/compare"),
+) -> None:
+    """Train recipe variants of a config on a training subset and score each on the validation
+    images, clean and under the robustness benchmark's corruptions (never the test set)."""
+    from train.compare import parse_variant, record, run_variant
+
+    try:
+        parsed = [parse_variant(text) for text in variants]
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    _, train, validation = load_splits(data_dir, quick=False)
+    train = data.subset(train, train_images)
+    if validation_images < len(validation):
+        validation = data.subset(validation, validation_images)
+    config = config_for(model, quick=False)
+    for name, changes in parsed:
+        if epochs is not None:
+            changes = {"epochs": epochs, **changes}
+        result = run_variant(
+            config, name, changes, train=train, validation=validation, runs_dir=runs_dir
+        )
+        print(f"wrote {record(out_dir, model, name, result)}", file=sys.stderr)
+
+
+@app.command()
+def throughput(
+    models: Annotated[list[str], typer.Argument(help="Config names (train/models.py).")],
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 128,
+) -> None:
+    """Training images per second of each config on synthetic batches, in float32 and in mixed
+    bfloat16, on this CPU (which the line names)."""
+    from train.precision import FLOAT32, MIXED_BFLOAT16, cpu_description
+    from train.throughput import images_per_second
+
+    configs = [config_for(name, quick=False) for name in models]
+    print(f"{cpu_description()}; batch {batch_size}; images/s through fit")
+    for config in configs:
+        rates = {p: images_per_second(config, p, batch_size) for p in (FLOAT32, MIXED_BFLOAT16)}
+        print(
+            f"{config.name}: {rates[FLOAT32]:.0f} float32, {rates[MIXED_BFLOAT16]:.0f} mixed "
+            f"bfloat16 ({rates[MIXED_BFLOAT16] / rates[FLOAT32]:.2f}x)"
+        )
+
+
+ROBUSTNESS_QUICK_IMAGES = 200
+
+
+@app.command()
+def robustness(
+    models: Annotated[
+        list[Path], typer.Argument(help="CIFAR-10 .tflite models, side by side in one table.")
+    ],
+    data_dir: DataDirOption = None,
+    images: Annotated[
+        int, typer.Option("--images", min=10, help="Test images (a class-balanced subset).")
+    ] = 10_000,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help=f"{ROBUSTNESS_QUICK_IMAGES} test images: seconds, for the tests."
+        ),
+    ] = False,
+    corruption: Annotated[
+        list[str] | None,
+        typer.Option("--corruption", help="Only this corruption (repeatable); default: all."),
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Where robustness.json/.md/.png go.")
+    ] = Path("reports/robustness"),
+    input_range: Annotated[
+        str | None,
+        typer.Option(
+            "--input-range",
+            help="What pixels mean to models without metadata (0..1, 0..255, -1..1); the MLPerf "
+            "references take 0..255.",
+        ),
+    ] = None,
+) -> None:
+    """Accuracy under CIFAR-10-C-style corruptions at five severities, every model through
+    edge_cifar as the camera runs it; mCA over all corruptions and over the held-out ones."""
+    from train.corruptions import by_name
+    from train.robustness import ModelUnderTest, benchmark, markdown_table, write_result
+
+    try:
+        chosen = by_name(corruption)
+    except KeyError as error:
+        raise typer.BadParameter(str(error.args[0])) from None
+    dataset = data.load(data_dir)
+    count = ROBUSTNESS_QUICK_IMAGES if quick else images
+    test = data.subset(dataset.test, count) if count < len(dataset.test) else dataset.test
+    under_test = [ModelUnderTest(path.stem, tflite_scorer(path, input_range)) for path in models]
+    result = benchmark(under_test, test, chosen)
+    for path in write_result(result, out_dir):
+        print(f"wrote {path}", file=sys.stderr)
+    print(markdown_table(result))
+
+
+def tflite_scorer(
+    model_path: Path, input_range: str | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Class scores of a .tflite model through edge_cifar, the model loaded once; a bad model file
+    is one line and exit 2, before any corrupted image is made."""
+    from edge_cifar.classifier import Classifier
+    from edge_cifar.interpreter import Model, ModelError
+    from train.evaluate import classifier_scores
+
+    try:
+        classifier = Classifier(Model(model_path, threads=1), input_range=input_range)
+    except ModelError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    return lambda images: classifier_scores(classifier, images)
 
 
 @app.command("stamp")

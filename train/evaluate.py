@@ -6,8 +6,10 @@ as the BGR frame OpenCV would deliver.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +26,18 @@ from train.metrics import classification_report
 MODEL_KINDS = ("float_keras", "float_tflite", "int8_tflite")
 
 
-def tflite_scores(model_path: Path, images: np.ndarray) -> np.ndarray:
-    """Class scores of a TFLite model for RGB images, one frame at a time as on the device."""
-    model = Model(model_path, threads=1)
-    classifier = Classifier(model)
-    scores = np.empty((len(images), model.output.shape[-1]), dtype=np.float32)
+def classifier_scores(classifier: Classifier, images: np.ndarray) -> np.ndarray:
+    """Class scores for RGB images, each fed as the BGR frame OpenCV would deliver, one at a time
+    as on the device."""
+    scores = np.empty((len(images), classifier.model.output.shape[-1]), dtype=np.float32)
     for i, image in enumerate(images):
         scores[i] = classifier.classify(np.ascontiguousarray(image[..., ::-1])).scores
     return scores
+
+
+def tflite_scores(model_path: Path, images: np.ndarray) -> np.ndarray:
+    """Class scores of a TFLite model for RGB images, through the camera's code."""
+    return classifier_scores(Classifier(Model(model_path, threads=1)), images)
 
 
 def keras_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:
@@ -83,3 +89,26 @@ def summary_line(result: dict[str, Any]) -> str:
         f"(drop {result['int8_drop_pt']:.2f} pt, INT8/float agreement "
         f"{100 * result['int8_agreement_with_float_keras']:.2f}%)"
     )
+
+
+def evaluate_robustness(
+    files: RunFiles, test: Split, references: dict[str, Callable[[np.ndarray], np.ndarray]]
+) -> dict[str, Any]:
+    """The float and INT8 TFLite models, and any reference models beside them, under the
+    robustness benchmark's corruptions, through the camera's code (robustness.json)."""
+    from train.robustness import ModelUnderTest, benchmark
+
+    models = [
+        ModelUnderTest(kind, functools.partial(tflite_scores, path))
+        for kind, path in (("float", files.float_model), ("int8", files.int8_model))
+    ]
+    models += [ModelUnderTest(name, scorer) for name, scorer in references.items()]
+    result = benchmark(models, test)
+    write_atomic(files.robustness, json.dumps(result, indent=1).encode())
+    mca = {kind: f"{100 * facts['mca']:.2f}%" for kind, facts in result["models"].items()}
+    print(
+        f"mean accuracy under {len(result['corruptions'])} corruptions x 5 severities on "
+        f"{result['test_images']} images: float {mca['float']}, INT8 {mca['int8']}",
+        file=sys.stderr,
+    )
+    return result

@@ -21,6 +21,7 @@ from train.devices import training_strategy
 from train.distill import training_targets
 from train.models import ModelConfig, Recipe
 from train.pipeline import evaluation_dataset, training_dataset
+from train.precision import FLOAT32, float_training_precision, use_precision
 
 
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
@@ -47,9 +48,9 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):  # type: ig
 class HistoryLog(keras.callbacks.Callback):  # type: ignore[misc]
     """Appends each finished epoch to a JSON file; a resumed run continues the same file."""
 
-    def __init__(self, path: Path, phase: str) -> None:
+    def __init__(self, path: Path, phase: str, precision: str) -> None:
         super().__init__()
-        self.path, self.phase = path, phase
+        self.path, self.phase, self.precision = path, phase, precision
         self.started = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
@@ -68,6 +69,7 @@ class HistoryLog(keras.callbacks.Callback):  # type: ignore[misc]
                 "seconds": round(time.monotonic() - self.started, 2),
                 "lr": float(keras.backend.get_value(lr(step) if callable(lr) else lr)),
                 "replicas": self.model.distribute_strategy.num_replicas_in_sync,
+                "dtype_policy": self.precision,  # "precision" is a metric of the logs
                 **{key: float(value) for key, value in (logs or {}).items()},
             }
         )
@@ -125,6 +127,7 @@ class Phase:
     peak_lr: float
     warmup_epochs: int
     weights: Path
+    precision: str = FLOAT32  # a Keras mixed-precision policy name (train/precision.py)
 
 
 def train_phase(
@@ -144,7 +147,11 @@ def train_phase(
     targets = training_targets(recipe, train, files)
     seed_everything(recipe.seed)
     strategy = training_strategy()
-    print(f"{phase.name}: training on {strategy.num_replicas_in_sync} replica(s)", file=sys.stderr)
+    print(
+        f"{phase.name}: training on {strategy.num_replicas_in_sync} replica(s), {phase.precision}",
+        file=sys.stderr,
+    )
+    use_precision(phase.precision)
     with strategy.scope():
         model = build()
         steps = len(train) // recipe.batch_size
@@ -153,25 +160,36 @@ def train_phase(
     if backup_dir.exists():
         print(f"{phase.name}: resuming from the checkpoint in {backup_dir}", file=sys.stderr)
     model.fit(
-        training_dataset(train, targets, recipe.batch_size, recipe.seed, recipe.cutout),
+        training_dataset(
+            train, targets, recipe.batch_size, recipe.seed, recipe.cutout, recipe.camera_augment
+        ),
         epochs=phase.epochs,
         validation_data=evaluation_dataset(validation),
         callbacks=[
             keras.callbacks.BackupAndRestore(str(backup_dir)),
-            HistoryLog(files.history(phase.name), phase.name),
+            HistoryLog(files.history(phase.name), phase.name, phase.precision),
             keras.callbacks.TerminateOnNaN(),
         ],
         # A progress bar per step on a terminal; one line per epoch in a log file.
         verbose=1 if sys.stdout.isatty() else 2,
     )
     save_weights(model, phase.weights)
+    # Whatever builds a model next (QAT, conversion, evaluation) does so in float32.
+    use_precision(FLOAT32)
     return phase.weights
 
 
 def train_float(config: ModelConfig, train: Split, validation: Split, files: RunFiles) -> Path:
     """Train the float model unless its weights exist; returns the weights file."""
     recipe = config.recipe
-    phase = Phase("float", recipe.epochs, recipe.peak_lr, recipe.warmup_epochs, files.float_weights)
+    phase = Phase(
+        "float",
+        recipe.epochs,
+        recipe.peak_lr,
+        recipe.warmup_epochs,
+        files.float_weights,
+        float_training_precision(),
+    )
     build = config.build
     if (pretrained := recipe.pretrained) is not None:
         from train.transfer import pretrained_model

@@ -29,6 +29,7 @@ class Recipe:
     weight_decay: float = 5e-4  # decoupled, not applied to BatchNorm or biases
     label_smoothing: float = 0.1
     cutout: int = 0  # side in pixels of the square cutout paints over each training image; 0: none
+    camera_augment: float = 0.0  # probability of each camera effect (train/camera_augment.py)
     qat_epochs: int = 2
     qat_lr: float = (
         2e-3  # QAT fine-tunes a trained model: a small, decaying step keeps its accuracy
@@ -74,7 +75,8 @@ def conv_bn_relu(x: Any, filters: int, name: str, strides: int = 1) -> Any:
 
 def classifier_head(x: Any, classes: int) -> Any:
     x = keras.layers.Dense(classes, name="logits")(x)
-    return keras.layers.Softmax(name="probabilities")(x)
+    # float32 scores under mixed precision too: the loss of bfloat16 probabilities is coarse.
+    return keras.layers.Softmax(name="probabilities", dtype="float32")(x)
 
 
 # Lighter than the notebook's 0.2/0.3/0.4/0.5: with crop + flip, label smoothing and weight decay a
@@ -126,6 +128,25 @@ def residual_cnn(
     return keras.Model(inputs, classifier_head(x, classes), name=name)
 
 
+def wide_cnn(
+    widths: tuple[int, int, int, int],
+    name: str,
+    input_shape: tuple[int, int, int] = INPUT_SHAPE,
+    classes: int = NUM_CLASSES,
+) -> keras.Model:
+    """airbench's layout (Jordan, 2024): a narrow stem, then three stages of two convs with a
+    max-pool between them, so half of each stage's multiply-adds run at a quarter of the pixels.
+    2.0 M parameters at 24/64/256/256: a float teacher, never a device model."""
+    inputs = keras.Input(input_shape, name="image")
+    x = conv_bn_relu(inputs, widths[0], "stem")
+    for stage, filters in enumerate(widths[1:], start=1):
+        x = conv_bn_relu(x, filters, f"stage{stage}a")
+        x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+        x = conv_bn_relu(x, filters, f"stage{stage}b")
+    x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
+    return keras.Model(inputs, classifier_head(x, classes), name=name)
+
+
 CONFIGS: dict[str, ModelConfig] = {
     "seed": ModelConfig(
         name="seed",
@@ -152,6 +173,13 @@ CONFIGS: dict[str, ModelConfig] = {
         description="ResNet-9-style residual CNN, widths 10/20/40/80, for microcontrollers; "
         "distilled from `default`.",
         int8_budget_kib=96,
+    ),
+    "teacher": ModelConfig(
+        name="teacher",
+        architecture=lambda shape, classes: wide_cnn((24, 64, 256, 256), "teacher", shape, classes),
+        recipe=Recipe(epochs=16, batch_size=256, peak_lr=0.2, label_smoothing=0.2, qat_epochs=1),
+        description="airbench-layout CNN, widths 24/64/256/256 (2.0 M parameters): the float "
+        "teacher `default` and `tiny` are distilled from.",
     ),
 }
 

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from edge_cifar.preprocess import PIXEL_SCALE
+from train.camera_augment import camera_effects
 from train.data import Split
 
 # Random crops from an image reflect-padded by an eighth of its side: shifts of up to 4 pixels
@@ -46,29 +47,39 @@ def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
 
 
 def training_dataset(
-    split: Split, targets: np.ndarray, batch_size: int, seed: int, cutout: int = 0
+    split: Split,
+    targets: np.ndarray,
+    batch_size: int,
+    seed: int,
+    cutout: int = 0,
+    camera_augment: float = 0.0,
 ) -> tf.data.Dataset:
     """Shuffled, augmented batches of the images and their target distributions (one-hot labels,
     or soft targets from a teacher), reshuffled and re-augmented every epoch: a random crop of the
-    reflect-padded image, a random mirror, and with `cutout` > 0 a square of that side painted the
-    mean colour of the split."""
+    reflect-padded image, a random mirror, with `camera_augment` > 0 each camera effect
+    (train/camera_augment.py) with that probability, and with `cutout` > 0 a square of that side
+    painted the mean colour of the split."""
     examples = tf.data.Dataset.from_tensor_slices((split.images, targets)).shuffle(
         len(split), seed=seed, reshuffle_each_iteration=True
     )
     # Stateless ops keyed by per-element seeds: the same run gives the same augmentation, however
-    # many threads the map uses. A seed pair per random op; without cutout the stream is the
-    # two-op one every run before cutout used.
-    ops = 3 if cutout else 2
+    # many threads the map uses. A seed pair per random op; without cutout and camera effects the
+    # stream is the two-op one every run before them used.
+    ops = 2 + bool(cutout) + bool(camera_augment)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2 * ops)
     seeds = seeds.map(lambda s: tf.reshape(s, (ops, 2)))
     if cutout:
         fill = tf.constant(np.round(split.images.mean(axis=(0, 1, 2))).astype(np.uint8))
+    if camera_augment:
+        camera = camera_effects(camera_augment)
 
     def augment(
         example: tuple[tf.Tensor, tf.Tensor], seeds: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor]:
         image, target = example
         image = _crop_and_flip(image, seeds)
+        if camera_augment:
+            image = camera(image, seeds[-1])
         if cutout:
             image = _cut_out(image, seeds[2], cutout, fill)
         return image, target

@@ -62,6 +62,7 @@ class RunArtefacts:
     evaluation: dict[str, Any]
     card: dict[str, Any] | None
     card_path: Path
+    robustness: dict[str, Any] | None = None  # robustness.json; None for runs from before it
 
     def predictions(self, kind: str) -> np.ndarray:
         return np.asarray(self.scores[kind].argmax(axis=1))
@@ -92,6 +93,7 @@ def load_run(files: RunFiles, card_path: Path) -> RunArtefacts:
         evaluation=evaluation,
         card=_read_card(card_path, evaluation),
         card_path=card_path,
+        robustness=_read_json(files.robustness) if files.robustness.is_file() else None,
     )
 
 
@@ -236,7 +238,7 @@ def probability_example_indices(
 # --- figures ------------------------------------------------------------------------------------
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
@@ -278,7 +280,7 @@ def training_curves_png(history: list[dict[str, Any]], model_name: str) -> bytes
         axes.xaxis.get_major_locator().set_params(integer=True)
     # One legend for all four panels, outside them, where it cannot hide a curve.
     figure.legend(*figure.axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def confusion_png(
@@ -309,7 +311,7 @@ def confusion_png(
         axes.set_xlabel("predicted class")
         axes.set_ylabel("true class")
         figure.colorbar(image, ax=axes, shrink=0.8)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def gallery_png(
@@ -330,7 +332,7 @@ def gallery_png(
         axes.set_title(captions[index], fontsize=8, color=colours[index])
     if len(images) == 0:
         figure.text(0.5, 0.45, "no such images", ha="center", fontsize=12)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _label_and_score(scores: np.ndarray, names: tuple[str, ...]) -> str:
@@ -443,7 +445,7 @@ def probability_bars_png(
         )
         bar_axes.grid(axis="x", alpha=0.3)
     figure.legend(*grid[0, 1].get_legend_handles_labels(), loc="outside lower center", ncols=2)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _outcome(label: int, float_and_int8: np.ndarray) -> str:
@@ -494,7 +496,7 @@ def data_overview_png(train: Split, validation: Split, test: Split) -> bytes:
     count_axes.set_ylim(0, 1.25 * tallest)
     count_axes.legend(loc="upper right")
     count_axes.grid(axis="y", alpha=0.3)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 # --- tables and the index -----------------------------------------------------------------------
@@ -618,12 +620,31 @@ def index_markdown(
         "",
         "![class scores, float and INT8](probabilities.png)",
         "",
+        *robustness_section(run.robustness),
         "## Data",
         "",
         "![samples and class counts](data_overview.png)",
         "",
     ]
     return "\n".join(lines)
+
+
+def robustness_section(robustness: dict[str, Any] | None) -> list[str]:
+    if robustness is None:
+        return []
+    from train.robustness import markdown_table
+
+    return [
+        "## Robustness (camera-style corruptions)",
+        "",
+        f"{robustness['test_images']} test images under {len(robustness['corruptions'])} "
+        "CIFAR-10-C-style corruptions at severities 1-5 (train/corruptions.py), each model "
+        "through edge_cifar; each corruption's row is its mean over the five severities.",
+        "",
+        markdown_table(robustness),
+        "![accuracy against severity per corruption family](robustness.png)",
+        "",
+    ]
 
 
 def write_report(
@@ -659,6 +680,10 @@ def write_report(
         "per_class.json": (json.dumps(reports, indent=1) + "\n").encode(),
         "index.md": index_markdown(run, reports, names).encode(),
     }
+    if run.robustness is not None:
+        from train.robustness import family_curves_png
+
+        contents["robustness.png"] = family_curves_png(run.robustness)
     for name, content in contents.items():
         write_atomic(out_dir / name, content)
     return out_dir / "index.md"

@@ -24,9 +24,11 @@ from edge_cifar.interpreter import Model
 from edge_cifar.model_files import CHECKOUT_MODELS_DIR
 from train.artifacts import RunFiles
 from train.convert import with_uint8_interface
+from train.cost import training_cost
 from train.labels import CLASS_NAMES
 from train.metadata import ModelDescription, same_graph, with_metadata
 from train.models import ModelConfig
+from train.precision import FLOAT32, cpu_description
 
 # The model files of a card, by the card key that records each and the file name's suffix.
 MODEL_FILES = {"int8_model": "_int8", "uint8_model": "_uint8", "float_model": "_float"}
@@ -92,10 +94,30 @@ def _file_facts(path: Path, shipped_name: str) -> dict[str, Any]:
     }
 
 
+def float_precision(files: RunFiles) -> str:
+    """The precision the float phase trained in, as its history records it (float32 before the
+    record existed)."""
+    path = files.history("float")
+    entries = json.loads(path.read_text()) if path.exists() else []
+    return ", ".join(sorted({e.get("dtype_policy", FLOAT32) for e in entries})) or FLOAT32
+
+
+def robustness_summary(robustness: dict[str, Any]) -> dict[str, Any]:
+    models = robustness["models"]
+    return {
+        "test_images": robustness["test_images"],
+        "corruptions": list(robustness["corruptions"]),
+        "held_out": [n for n, facts in robustness["corruptions"].items() if facts["held_out"]],
+        **{f"{kind}_mca": models[kind]["mca"] for kind in ("float", "int8")},
+        **{f"{kind}_mca_held_out": models[kind]["mca_held_out"] for kind in ("float", "int8")},
+    }
+
+
 def build_card(
     config: ModelConfig,
     files: RunFiles,
     evaluation: dict[str, Any],
+    robustness: dict[str, Any],
     *,
     parameters: int,
     data_name: str,
@@ -126,6 +148,7 @@ def build_card(
     float_seconds = training_seconds(files, "float")
     qat_seconds = training_seconds(files, "qat")
     int8_report = evaluation["reports"]["int8_tflite"]
+    multiply_adds = Model(files.int8_model).multiply_adds()
     return {
         "model": config.name,
         "description": config.description,
@@ -144,6 +167,8 @@ def build_card(
         "int8_macro_avg": int8_report["macro_avg"],
         "int8_confusion_matrix": int8_report["confusion_matrix"],
         "parameters": parameters,
+        "multiply_adds": multiply_adds,
+        "robustness": robustness_summary(robustness),
         "int8_model": _file_facts(files.int8_model, f"{config.name}_int8.tflite"),
         "int8_budget_kib": config.int8_budget_kib,
         "uint8_model": _file_facts(files.uint8_model, f"{config.name}_uint8.tflite"),
@@ -156,15 +181,57 @@ def build_card(
             "qat_seconds": round(qat_seconds, 1),
             "total_seconds": round(float_seconds + qat_seconds, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "cpu": cpu_description(),
+            "precision": float_precision(files),
             "teacher_sha256": recorded_teacher_sha256(files.teacher_scores(teacher))
             if teacher
             else None,
             "pretrained_sha256": pretrained_sha256,
         },
+        "training_cost": training_cost(
+            files,
+            multiply_adds=multiply_adds,
+            train_images=train_images,
+            batch_size=config.recipe.batch_size,
+            teacher=teacher,
+            firmware_dir=CHECKOUT_MODELS_DIR,
+        ),
         "data": {"name": data_name, "sha256": data_sha256},
         "versions": package_versions(),
         "report": f"../reports/{config.name}/index.md",
     }
+
+
+def robustness_lines(card: dict[str, Any]) -> list[str]:
+    if not (robustness := card.get("robustness")):
+        return []
+    return [
+        f"Under camera-style corruptions ({len(robustness['corruptions'])} CIFAR-10-C kinds x 5 "
+        f"severities, {robustness['test_images']} test images; `python -m train robustness`): "
+        f"mean corrupted accuracy (mCA) **{100 * robustness['int8_mca']:.2f}% INT8** / "
+        f"{100 * robustness['float_mca']:.2f}% float; over the kinds training never imitates "
+        f"({', '.join(robustness['held_out'])}): {100 * robustness['int8_mca_held_out']:.2f}% "
+        f"INT8. Per corruption and severity: the report.",
+        "",
+    ]
+
+
+def cost_lines(card: dict[str, Any]) -> list[str]:
+    if not (cost := card.get("training_cost")):
+        return []
+    teacher, macs = cost["teacher"], cost["multiply_adds_per_image"]
+    return [
+        f"- training cost: {cost['total_flops']:.3g} FLOPs (6 x {macs / 1e6:.1f} M "
+        f"multiply-adds x {cost['images_seen']:,} images seen = {cost['own_flops']:.3g}"
+        + (
+            f"; teacher `{teacher['name']}` {teacher['flops']:.3g}: its training "
+            f"{teacher['training_flops']:.3g}, scoring these images "
+            f"{teacher['scoring_flops']:.3g}"
+            if teacher
+            else ""
+        )
+        + ")"
+    ]
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -185,6 +252,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"INT8 drop: {card['int8_drop_pt']:.2f} pt; INT8 and float agree on "
         f"{100 * card['int8_agreement_with_float']:.2f}% of test images.",
         "",
+        *robustness_lines(card),
         f"- INT8 file: `{int8['file']}`, {int8['bytes']:,} bytes ({int8['bytes'] / 1024:.1f} KiB), "
         f"input {int8['input']['dtype']} (scale {int8['input']['scale']:.6g}, "
         f"zero point {int8['input']['zero_point']}), output {int8['output']['dtype']}"
@@ -206,12 +274,23 @@ def card_markdown(card: dict[str, Any]) -> str:
             for key in MODEL_FILES
             if (entry := card.get(key))
         ),
-        f"- parameters: {card['parameters']:,}",
+        f"- parameters: {card['parameters']:,}"
+        + (
+            f"; multiply-adds per image: {macs / 1e6:.1f} M"
+            if (macs := card.get("multiply_adds"))
+            else ""
+        ),
         f"- operators (INT8): {ops}",
         f"- training: {training['train_images']:,} training / {training['validation_images']:,} "
         "validation images (validation held out of the training set), "
         f"{recipe['epochs']} float + {recipe['qat_epochs']} QAT epochs, "
-        f"{training['total_seconds'] / 60:.0f} minutes on {training['machine']}",
+        f"{training['total_seconds'] / 60:.0f} minutes on "
+        + (
+            f"{training['cpu']}, float phase in {training['precision']}"
+            if "cpu" in training
+            else training["machine"]
+        ),
+        *cost_lines(card),
         "- augmentation: random crop and mirror"
         + (f", cutout {cutout} x {cutout} px" if (cutout := recipe.get("cutout")) else ""),
         *(

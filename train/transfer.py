@@ -120,7 +120,8 @@ def import_convs(model: Any, path: Path, images: np.ndarray) -> int:
     probe = keras.Model(model.input, [conv.output for conv, _, _ in pairs])
     sample = images[:STATISTICS_IMAGES].astype(np.float32) * PIXEL_SCALE
     outputs = probe.predict(sample, batch_size=64, verbose=0)
-    for (_, norm, bias), output in zip(pairs, outputs, strict=True):
+    for (_, norm, bias), raw in zip(pairs, outputs, strict=True):
+        output = np.asarray(raw, dtype=np.float32)  # bfloat16 under mixed precision
         mean = output.mean(axis=(0, 1, 2))
         variance = output.var(axis=(0, 1, 2))
         norm.set_weights([np.sqrt(variance + norm.epsilon), bias + mean, mean, variance])

@@ -76,6 +76,7 @@ def test_bench_text_ends_with_the_frontier_table(cli, carded_models):
         "accuracy",
         "size",
         "KiB",
+        *["mult-adds", "M"],
         *["invoke", "p50", "ms"],
         *["frame", "p50", "ms"],
         "frontier",
@@ -84,6 +85,9 @@ def test_bench_text_ends_with_the_frontier_table(cli, carded_models):
     assert set(by_name) == {int8_path.name, float_path.name}
     assert by_name[int8_path.name].split()[1:3] == ["0.8000", "(x1.000)"]
     assert by_name[float_path.name].split()[1] == "0.8200"
+    # float and INT8 files of one model cost the same multiply-adds (column 6, after the size)
+    assert by_name[int8_path.name].split()[5] == by_name[float_path.name].split()[5]
+    assert float(by_name[int8_path.name].split()[5]) > 1.0
     assert legend.startswith(f"ratios (x) are to {int8_path.name}")
 
 

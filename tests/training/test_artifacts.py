@@ -41,3 +41,16 @@ def test_an_unreadable_recipe_record_is_a_one_line_refusal(tmp_path: Path, conte
     with pytest.raises(RecipeMismatchError, match="not a readable recipe"):
         claim_run(files, Recipe(epochs=90).as_dict())
     assert files.recipe.read_bytes() == content
+
+
+def test_a_recipe_field_added_later_resumes_at_its_default_and_refuses_another(
+    tmp_path: Path,
+) -> None:
+    # A run folder recorded before `camera_augment` existed.
+    files = RunFiles(tmp_path / "default", "default")
+    recorded = {k: v for k, v in Recipe(epochs=90).as_dict().items() if k != "camera_augment"}
+    claim_run(files, recorded)
+    defaults = Recipe().as_dict()
+    claim_run(files, Recipe(epochs=90).as_dict(), defaults)
+    with pytest.raises(RecipeMismatchError, match=r"camera_augment 0\.0 -> 0\.3"):
+        claim_run(files, Recipe(epochs=90, camera_augment=0.3).as_dict(), defaults)

@@ -1,8 +1,9 @@
-"""Training augmentation: crop + mirror always, cutout when the recipe asks for it."""
+"""Training augmentation: crop + mirror always, camera effects and cutout when the recipe asks."""
 
 import numpy as np
 import pytest
 
+from train.camera_augment import blur_kernels
 from train.data import Split
 from train.pipeline import one_hot, training_dataset
 
@@ -53,3 +54,48 @@ def test_cutout_is_the_same_for_the_same_seed_and_differs_for_another() -> None:
     first = augmented(split, cutout=8, seed=3)
     assert np.array_equal(first, augmented(split, cutout=8, seed=3))
     assert not np.array_equal(first, augmented(split, cutout=8, seed=4))
+
+
+def camera_augmented(split: Split, probability: float, seed: int = 0) -> np.ndarray:
+    batches = training_dataset(
+        split, one_hot(split.labels, split.classes), 64, seed, camera_augment=probability
+    )
+    images, _ = next(iter(batches))
+    return np.round(images.numpy() * 255).astype(np.int64)
+
+
+def test_blur_kernels_keep_brightness_and_never_go_negative() -> None:
+    kernels = blur_kernels()
+    np.testing.assert_allclose(kernels.sum(axis=(1, 2)), 1.0, atol=1e-5)
+    assert kernels.min() >= 0
+    # Motion kernels are one-sided lines: not symmetric about the centre, unlike focus blur.
+    asymmetric = [not np.allclose(k, k[::-1, ::-1]) for k in kernels]
+    assert 0 < sum(asymmetric) < len(kernels)
+
+
+def test_camera_effects_at_probability_one_move_exposure_and_add_noise() -> None:
+    # Crop and mirror leave a mid-grey image as it is: exposure moves its level, noise adds spread.
+    split = Split(np.full((64, 32, 32, 3), 128, np.uint8), np.arange(64) % 10)
+    struck = camera_augmented(split, 1.0).reshape(64, -1)
+    assert np.mean(np.abs(struck.mean(axis=1) - 128) > 1) > 0.9
+    # (JPEG at low quality smooths away the faintest noise again.)
+    assert np.mean(struck.std(axis=1) > 1) > 0.75
+    # Edges are mirrored before blurring, so no image darkens towards its border.
+    border = struck.reshape(64, 32, 32, 3)[:, [0, -1]].mean(axis=(1, 2, 3))
+    centre = struck.reshape(64, 32, 32, 3)[:, 8:24, 8:24].mean(axis=(1, 2, 3))
+    assert np.all(np.abs(border - centre) < 8)
+
+
+def test_camera_effects_strike_about_as_often_as_asked() -> None:
+    # On a mid-grey image only noise adds spread inside it (blur and exposure keep it flat, JPEG
+    # of a flat image stays flat): the share of noisy images estimates the probability.
+    split = Split(np.full((64, 32, 32, 3), 128, np.uint8), np.arange(64) % 10)
+    noisy = [image.std() > 1.0 for image in camera_augmented(split, 0.5, seed=1)]
+    assert 0.25 < np.mean(noisy) < 0.75
+
+
+def test_camera_effects_are_the_same_for_the_same_seed_and_off_at_zero() -> None:
+    split = two_tone_split()
+    assert np.array_equal(camera_augmented(split, 0.5, seed=2), camera_augmented(split, 0.5, 2))
+    assert not np.array_equal(camera_augmented(split, 0.5, 2), camera_augmented(split, 0.5, 3))
+    assert np.array_equal(camera_augmented(split, 0.0), augmented(split, cutout=0))

@@ -97,6 +97,36 @@ def test_reevaluating_the_shipped_int8_model_reproduces_its_card(quick_run, cifa
     assert card["command"] == f"make quantize MODEL={QUICK_MODEL} QUICK=1 DEVICES=2"
 
 
+def test_the_card_records_robustness_cost_cpu_and_precision(quick_run):
+    from train.cli import QUICK_TRAIN, ROBUSTNESS_QUICK_IMAGES
+    from train.precision import FLOAT32, cpu_description, float_training_precision
+
+    run_dir, _ = quick_run
+    card = json.loads((run_dir / "firmware_models" / f"{QUICK_MODEL}.card.json").read_text())
+    robustness = json.loads((run_dir / "robustness.json").read_text())
+    assert robustness["test_images"] == card["robustness"]["test_images"]
+    assert robustness["test_images"] == ROBUSTNESS_QUICK_IMAGES
+    for kind in ("float", "int8"):
+        assert card["robustness"][f"{kind}_mca"] == robustness["models"][kind]["mca"]
+        assert 0 < robustness["models"][kind]["mca"] < 1
+    macs = Model(run_dir / f"{QUICK_MODEL}_int8.tflite").multiply_adds()
+    cost = card["training_cost"]
+    assert cost["multiply_adds_per_image"] == card["multiply_adds"] == macs
+    batch = get_config(QUICK_MODEL, quick=True).recipe.batch_size
+    assert cost["images_seen"] == (3 + 1) * (QUICK_TRAIN // batch) * batch  # 3 float + 1 QAT
+    assert cost["total_flops"] == cost["own_flops"] == 6 * macs * cost["images_seen"]
+    float_history = json.loads((run_dir / "float_history.json").read_text())
+    qat_history = json.loads((run_dir / "qat_history.json").read_text())
+    assert {e["dtype_policy"] for e in float_history} == {float_training_precision()}
+    assert {e["dtype_policy"] for e in qat_history} == {FLOAT32}  # QAT always in float32
+    assert card["training"]["precision"] == float_training_precision()
+    assert card["training"]["cpu"] == cpu_description()
+    assert (
+        "mean corrupted accuracy"
+        in (run_dir / "firmware_models" / f"{QUICK_MODEL}.card.md").read_text()
+    )
+
+
 def test_history_records_every_epoch_of_both_phases_on_both_devices(quick_run):
     run_dir, _ = quick_run
     float_history = json.loads((run_dir / "float_history.json").read_text())
