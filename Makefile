@@ -67,9 +67,10 @@ demo: $(LITERT_VENV)/.installed
 # robustness benchmark runs them beside our models, never ships them.
 REFERENCES ?= $(wildcard ../shared/references/*.tflite)
 REFERENCE_FLAGS = $(foreach r,$(REFERENCES),--reference $(r))
+# They are CIFAR-10 classifiers: an image-folder model (DATA=) is benchmarked without them.
 
 quantize: $(TRAIN_VENV)/.installed
-	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES)) $(REFERENCE_FLAGS)
+	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES)) $(if $(DATA),,$(REFERENCE_FLAGS))
 	# A new card lacks the TFLite Micro figures and the C sources are stale: regenerate both.
 	$(if $(QUICK),,$(TRAIN_VENV)/bin/python -m train.firmware $(if $(DATA),firmware_models/$(or $(NAME),$(notdir $(abspath $(DATA))))_int8.tflite))
 
