@@ -11,7 +11,7 @@ LITERT_VENV := .venv-litert
 TFLITE_VENV := .venv-tflite
 PIP_FLAGS := --quiet --disable-pip-version-check
 # The runtime venvs install the package as a device would (not editable): rebuild on a code or model change.
-RUNTIME_FILES := pyproject.toml $(wildcard edge_cifar/*.py) $(wildcard firmware_models/*)
+RUNTIME_FILES := pyproject.toml $(wildcard edge_cifar/*.py edge_cifar/serve/*) $(wildcard firmware_models/*)
 
 .PHONY: setup demo quantize report samples test lint test-train test-runtime bench clean
 
@@ -22,16 +22,16 @@ $(TRAIN_VENV)/.installed: pyproject.toml
 	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -e '.[train,dev]'
 	touch $@
 
-# The device's view: the runtime with LiteRT and no TensorFlow.
+# The device's view: the runtime with LiteRT and no TensorFlow; OpenCV with its GUI (the window).
 $(LITERT_VENV)/.installed: $(RUNTIME_FILES)
 	$(PYTHON) -m venv $(LITERT_VENV)
-	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) '.[litert]' pytest==9.2.0
+	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) '.[litert,gui,serve,test]'
 	touch $@
 
-# The design card's tflite-runtime (2.14, built against NumPy 1.x), no TensorFlow.
+# The design card's tflite-runtime (2.14, built against NumPy 1.x), no TensorFlow; headless OpenCV.
 $(TFLITE_VENV)/.installed: $(RUNTIME_FILES)
 	$(PYTHON) -m venv $(TFLITE_VENV)
-	$(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) '.[tflite]' pytest==9.2.0
+	$(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) '.[tflite,headless,serve,test]'
 	touch $@
 
 setup: $(TRAIN_VENV)/.installed
@@ -59,7 +59,7 @@ bench: $(LITERT_VENV)/.installed
 	$(LITERT_VENV)/bin/edge-cifar bench firmware_models/*.tflite --threads 1 > reports/.bench.txt
 	mv reports/.bench.txt reports/bench.txt && cat reports/bench.txt
 
-.PHONY: firmware pi-check
+.PHONY: firmware pi-check serve-load
 # Each INT8 model as C++ for TFLite Micro (<model>_int8.h/.cc), after running it in TFLite Micro
 # against LiteRT's reference kernels on CIFAR-10 test images; arena and ops go into its card.
 firmware: $(TRAIN_VENV)/.installed
@@ -74,10 +74,16 @@ lint: $(TRAIN_VENV)/.installed
 test-train: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/pytest tests/training
 
-# The runtime's tests run where the device's packages are, and TensorFlow is not.
+# The runtime's tests run where the device's packages are, and TensorFlow is not. Debian's chromium
+# (serve's page, through Playwright) and Xvfb (the camera window) are installed when missing.
 test-runtime: $(LITERT_VENV)/.installed $(TFLITE_VENV)/.installed
-	EDGE_CIFAR_EXPECT_RUNTIME=litert $(LITERT_VENV)/bin/pytest tests/runtime
+	bash tests/runtime/system-packages.sh
+	EDGE_CIFAR_EXPECT_RUNTIME=litert EDGE_CIFAR_EXPECT_GUI=1 $(LITERT_VENV)/bin/pytest tests/runtime
 	EDGE_CIFAR_EXPECT_RUNTIME=tflite-runtime $(TFLITE_VENV)/bin/pytest tests/runtime
+
+# `serve` under load, once, for the figures (not part of `make test`: it runs for a minute).
+serve-load: $(LITERT_VENV)/.installed
+	$(LITERT_VENV)/bin/python tests/runtime/serve_load.py
 
 # The runtime on an emulated Raspberry Pi 4 and 5 (arm64 bookworm under qemu user mode, cached in
 # .pi/): classify, camera, bench and the runtime's tests; its labels must equal the x86 run's.

@@ -1,20 +1,25 @@
 """The camera loop: frame source → classifier → sinks (window overlay, JSON lines, video file).
 
-The loop knows nothing of tensors, the classifier nothing of cameras. Ctrl-C, `q`/Esc in the
-window, `max_frames` and the end of the stream all end the loop alike: sinks closed, a `Summary`.
+The loop knows nothing of tensors, the classifier nothing of cameras. SIGINT (Ctrl-C), SIGTERM
+(`systemctl stop`, `docker stop`), `q`/Esc in the window, `max_frames` and the end of the stream
+all end the loop alike: sinks closed (a saved video finalized), a `Summary`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO, Protocol
 
 import cv2
@@ -181,12 +186,17 @@ class VideoFileSink:
 
 
 NO_DISPLAY = "no display"
+# Both wheels own `cv2`: installed side by side they overwrite each other, so the note says to swap.
+NO_GUI = (
+    "this OpenCV ({wheel}) has no GUI; for a window swap it for the GUI build: "
+    "`pip uninstall -y {wheel} && pip install 'edge-cifar[gui]'` (or `'.[gui]'` in a checkout)"
+)
 
 
 def window_problem() -> str | None:
     """Why no window can be shown here (NO_DISPLAY on a headless machine), or None if one can.
 
-    opencv-python-headless, the runtime's dependency, has no GUI backend and its imshow raises; its
+    opencv-python-headless (the `headless` extra) has no GUI backend and its imshow raises; its
     build information says so.
     """
     if sys.platform.startswith("linux") and not (
@@ -196,7 +206,13 @@ def window_problem() -> str | None:
     for line in cv2.getBuildInformation().splitlines():
         if line.strip().startswith("GUI:") and line.split(":", 1)[1].strip().upper() != "NONE":
             return None
-    return "this OpenCV has no GUI (opencv-python-headless); `pip install opencv-python` for one"
+    wheel = "an OpenCV build"
+    for name in ("opencv-python-headless", "opencv-contrib-python-headless"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            importlib.metadata.distribution(name)
+            wheel = name
+            break
+    return NO_GUI.format(wheel=wheel)
 
 
 class WindowSink:
@@ -219,6 +235,42 @@ class LoopOptions:
     smooth_alpha: float = 1.0
     min_score: float = 0.0
     top_k: int = 3
+    # A file source shown to a person plays at its own frame rate, not as fast as it decodes.
+    realtime: bool = False
+
+
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
+class StopRequest:
+    """SIGINT and SIGTERM, while `installed()`: the loop ends after the frame in hand, as at the
+    end of the stream. A second signal interrupts whatever runs (a hung read) at once.
+
+    The handlers are the loop's own, so a SIGINT that the parent shell set to "ignore" (a job
+    started with `&`) stops it too. `event` is set by a signal, for waits that must end with it.
+    """
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.event = threading.Event()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.reason is not None:
+            raise KeyboardInterrupt
+        self.reason = SIGNAL_NAMES.get(signal.Signals(signum), signal.Signals(signum).name)
+        self.event.set()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # signals reach main only
+            yield
+            return
+        previous = {signum: signal.signal(signum, self._handle) for signum in SIGNAL_NAMES}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 @dataclass
@@ -256,31 +308,46 @@ def run(
     classifier: Classifier,
     sinks: Sequence[Sink],
     options: LoopOptions = LoopOptions(),
+    stop: StopRequest | None = None,
 ) -> Summary:
-    """Classify frames until the stream ends, max_frames, a sink's stop, or Ctrl-C."""
+    """Classify frames until the stream ends, max_frames, a sink's stop, SIGINT or SIGTERM."""
+    stop = stop or StopRequest()
     smoother = ScoreSmoother(options.smooth_alpha)
     meter = FpsMeter()
     top_k = max(1, min(options.top_k, len(CLASS_NAMES)))
+    # A live source sets its own pace; a file's frame i is due i / fps after the first.
+    frame_period = 1.0 / source.fps if options.realtime and source.fps and not source.live else 0
     summary = Summary()
     start = time.perf_counter()
     try:
-        for index, frame in enumerate(source.frames()):
-            result = decide(classifier.classify(frame), index, smoother, options.min_score, top_k)
-            fps = meter.tick(time.perf_counter())
-            summary.frames += 1
-            for stage, ms in result.timings_ms.items():
-                summary.stage_ms.setdefault(stage, []).append(ms)
-            stops = [reason for sink in sinks if (reason := sink.write(frame, result, fps))]
-            if stops:
-                summary.stopped_by = stops[0]
-                break
-            if options.max_frames is not None and summary.frames >= options.max_frames:
-                summary.stopped_by = "max frames"
-                break
+        with stop.installed():
+            for index, frame in enumerate(source.frames()):
+                if stop.reason:
+                    break
+                result = decide(
+                    classifier.classify(frame), index, smoother, options.min_score, top_k
+                )
+                if frame_period and (due := start + index * frame_period - time.perf_counter()) > 0:
+                    stop.event.wait(due)
+                fps = meter.tick(time.perf_counter())
+                summary.frames += 1
+                for stage, ms in result.timings_ms.items():
+                    summary.stage_ms.setdefault(stage, []).append(ms)
+                stops = [reason for sink in sinks if (reason := sink.write(frame, result, fps))]
+                if stops:
+                    summary.stopped_by = stops[0]
+                    break
+                if options.max_frames is not None and summary.frames >= options.max_frames:
+                    summary.stopped_by = "max frames"
+                    break
+                if stop.reason:
+                    break
     except KeyboardInterrupt:
-        summary.stopped_by = "Ctrl-C"
+        summary.stopped_by = stop.reason or "Ctrl-C"
     finally:
         summary.seconds = time.perf_counter() - start
+        if stop.reason:
+            summary.stopped_by = stop.reason
         source.close()
         for sink in sinks:
             sink.close()
