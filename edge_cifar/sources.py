@@ -97,16 +97,17 @@ def to_bgr(image: npt.NDArray[np.generic]) -> Frame:
 
 def declared_size(encoded: bytes) -> tuple[int, int] | None:
     """(width, height) from an image's header, without decoding it; None for a format Pillow
-    does not know (OpenCV may still decode it: EXR, HDR, PFM)."""
+    does not know (OpenCV may still decode it: EXR, HDR, PFM). Pillow refuses a header beyond
+    twice its own limit itself: that is raised as ImageTooLargeError."""
     try:
         with warnings.catch_warnings():
-            # Pillow warns (and past twice its own limit raises) on a large declared size: that is
-            # ours to judge, below.
+            # Pillow warns on a large declared size: that is ours to judge, by our limit.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(encoded)) as image:
                 return image.size
-    except Image.DecompressionBombError as error:
-        raise ImageTooLargeError(f"declares too many pixels ({error})") from None
+    except Image.DecompressionBombError:
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise ImageTooLargeError(f"declares more than {pillow_limit / 1e6:.0f} MP") from None
     except Exception:  # Pillow raises many kinds on what it cannot parse; OpenCV judges next
         return None
 
@@ -118,15 +119,16 @@ def decode_image(
 
     The header's declared size is checked first: a decompression bomb is refused undecoded.
     """
+    limit = f"the {max_pixels / 1e6:.0f} MP limit; not decoded"
     try:
         size = declared_size(encoded)
     except ImageTooLargeError as error:
-        raise ImageTooLargeError(f"{name}: {error}") from None
+        raise ImageTooLargeError(f"{name}: {error}, more than {limit}") from None
     if size is not None and size[0] * size[1] > max_pixels:
         width, height = size
         raise ImageTooLargeError(
             f"{name}: declares {width}x{height} pixels ({width * height / 1e6:.0f} MP), "
-            f"more than the {max_pixels / 1e6:.0f} MP limit; not decoded"
+            f"more than {limit}"
         )
     buffer = np.frombuffer(encoded, dtype=np.uint8)
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
