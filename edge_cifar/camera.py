@@ -216,12 +216,22 @@ def window_problem() -> str | None:
 
 
 class WindowSink:
-    """The annotated frame in a window; q or Esc ends the loop."""
+    """The annotated frame in a window; q or Esc ends the loop.
+
+    The window opens at the frame's own size (resizable, no toolbar), so the overlay is drawn
+    pixel for pixel; OpenCV's default for a resizable window is a fixed 400x300.
+    """
 
     def __init__(self) -> None:
-        cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_NORMAL)
+        cv2.namedWindow(
+            WINDOW_TITLE, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL
+        )
+        self._sized = False
 
     def write(self, frame: Frame, result: FrameResult, fps: float) -> str | None:
+        if not self._sized:
+            cv2.resizeWindow(WINDOW_TITLE, frame.shape[1], frame.shape[0])
+            self._sized = True
         cv2.imshow(WINDOW_TITLE, annotate(frame, result, fps))
         return "quit key" if (cv2.waitKey(1) & 0xFF) in QUIT_KEYS else None
 
