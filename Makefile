@@ -19,7 +19,7 @@ RUNTIME_FILES := pyproject.toml $(wildcard edge_cifar/*.py edge_cifar/serve/*) $
 # Training + development: TensorFlow, tf_keras, tfmot, LiteRT, the linters.
 $(TRAIN_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TRAIN_VENV)
-	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -e '.[train,dev]'
+	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -e '.[train,dev,serve]'
 	touch $@
 
 # The device's view: the runtime with LiteRT and no TensorFlow; OpenCV with its GUI (the window).

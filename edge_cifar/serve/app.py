@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_cifar.batch import prediction_json
 from edge_cifar.classifier import Classifier
@@ -219,7 +219,7 @@ class CountErrors:
         self.app, self.metrics = app, feed.metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def counting_send(message: dict[str, Any]) -> None:
+        async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] >= 400:
                 self.metrics.errors.labels(str(message["status"])).inc()
             await send(message)
