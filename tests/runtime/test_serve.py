@@ -230,3 +230,33 @@ def test_the_page_shows_live_frames_and_the_label_follows_the_video(model_path, 
     assert (tmp_path / "page.png").stat().st_size > 10_000
     assert process.returncode == 0, stderr
     assert "stopped by SIGTERM" in stderr.strip().splitlines()[-1]
+
+
+def test_a_lost_camera_shows_on_healthz_and_the_page_s_events(model_path):
+    from edge_cifar.classifier import Classifier
+    from edge_cifar.interpreter import Model
+    from edge_cifar.serve.app import ServeConfig, UploadClassifier, build_app
+    from edge_cifar.serve.feed import LiveFeed, Metrics, ServeSink
+    from edge_cifar.serve.server import WebServer
+
+    feed = LiveFeed(Metrics())
+    sink = ServeSink(feed)
+    uploads = UploadClassifier(Classifier(Model(model_path)), 1_000_000)
+    server = WebServer(build_app(feed, uploads, ServeConfig({})), "127.0.0.1", 0)
+    server.start()
+    try:
+        sink.source_state(False)  # what ReopeningSource reports when the camera goes away
+        status, _, body = request(server.url, path="/healthz")
+        assert status == 503 and json.loads(body)["status"] == "camera lost"
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request("GET", "/events")
+        first_event = connection.getresponse().readline()
+        connection.close()
+        assert json.loads(first_event.removeprefix(b"data: "))["status"] == "camera lost"
+        _, _, body = request(server.url, path="/metrics")
+        assert b"edge_cifar_source_lost 1.0" in body
+        sink.source_state(True)
+        assert request(server.url, path="/healthz")[0] == 200
+    finally:
+        sink.close()
+        server.stop()
