@@ -7,6 +7,7 @@ a slow viewer skips frames (counted as dropped) and never holds the loop up or q
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from dataclasses import dataclass
 
@@ -103,8 +104,11 @@ class LiveFeed:
 
     def _wake(self) -> None:
         loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._notify)
+        if loop is not None:
+            # The server's loop closes only after the camera loop ends, or if the server died:
+            # either way no one is waiting, and the camera loop must go on.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._notify)
 
     # --- the server's side (its event loop) ------------------------------------------------------
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
