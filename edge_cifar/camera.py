@@ -191,6 +191,20 @@ NO_GUI = (
     "this OpenCV ({wheel}) has no GUI; for a window swap it for the GUI build: "
     "`pip uninstall -y {wheel} && pip install 'edge-cifar[gui]'` (or `'.[gui]'` in a checkout)"
 )
+NO_GUI_UNKNOWN = (
+    "this OpenCV build has no GUI; for a window use the GUI build, alone in its environment: "
+    "`pip install 'edge-cifar[gui]'` (opencv-python), or Raspberry Pi OS's python3-opencv"
+)
+HEADLESS_WHEELS = ("opencv-python-headless", "opencv-contrib-python-headless")
+
+
+def headless_wheel() -> str | None:
+    """The installed OpenCV wheel that has no GUI, if OpenCV came from one."""
+    for name in HEADLESS_WHEELS:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            importlib.metadata.distribution(name)
+            return name
+    return None
 
 
 def window_problem() -> str | None:
@@ -206,13 +220,8 @@ def window_problem() -> str | None:
     for line in cv2.getBuildInformation().splitlines():
         if line.strip().startswith("GUI:") and line.split(":", 1)[1].strip().upper() != "NONE":
             return None
-    wheel = "an OpenCV build"
-    for name in ("opencv-python-headless", "opencv-contrib-python-headless"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            importlib.metadata.distribution(name)
-            wheel = name
-            break
-    return NO_GUI.format(wheel=wheel)
+    wheel = headless_wheel()
+    return NO_GUI.format(wheel=wheel) if wheel else NO_GUI_UNKNOWN
 
 
 class WindowSink:

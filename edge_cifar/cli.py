@@ -34,12 +34,10 @@ from edge_cifar.camera import (
 )
 from edge_cifar.classifier import Classifier
 from edge_cifar.interpreter import BackendError, Model, ModelError
-from edge_cifar.model_files import card_accuracy, default_model_path
+from edge_cifar.model_files import default_model_path
 from edge_cifar.preprocess import FrameError
 from edge_cifar.sources import (
-    MAX_IMAGE_PIXELS,
     FrameSource,
-    ReopeningSource,
     SourceError,
     expand_image_paths,
     open_source,
@@ -298,19 +296,13 @@ def serve(
     A live camera that goes away is reopened with backoff; SIGTERM or Ctrl-C end it cleanly."""
     with one_line_errors():
         try:
-            from edge_cifar.serve.app import ServeConfig, UploadClassifier, build_app
-            from edge_cifar.serve.feed import LiveFeed, Metrics, ServeSink
-            from edge_cifar.serve.server import WebServer, is_loopback
+            from edge_cifar.serve.service import WebService
         except ImportError:
             raise SourceError(SERVE_HINT) from None
         loaded = load_model(model, runtime, threads)
-        classifier = Classifier(loaded, top_k=top_k)
-        # POST /classify has an interpreter of its own: the loop's is never shared across threads.
-        uploads = UploadClassifier(
-            Classifier(load_model(loaded.path, runtime, 1), top_k=top_k), MAX_IMAGE_PIXELS
-        )
-        feed = LiveFeed(Metrics())
-        sink = ServeSink(feed)
+        service = WebService(
+            loaded, load_model(loaded.path, runtime, 1), top_k, host, port, token
+        )  # binds the port: a taken one is an error before the camera opens
         loop = prepare_loop(
             open_source(device, width=width, height=height),
             json_lines=json_lines,
@@ -320,48 +312,15 @@ def serve(
             page=True,
             options=LoopOptions(max_frames, smooth, min_score, top_k),
         )
-        loop.sinks.append(sink)
-        if loop.source.live:
-            first = loop.source
-            loop.source = ReopeningSource(
-                first,
-                lambda: open_source(device, width=width, height=height),
-                loop.stop.event,
-                on_state=sink.source_state,
-            )
-        try:
-            server = WebServer(
-                build_app(feed, uploads, ServeConfig(model_facts(loaded), token)), host, port
-            )
-            if not is_loopback(host):
-                typer.echo(
-                    f"warning: listening on {host}, not loopback: anyone who reaches this "
-                    f"machine sees the camera{'' if token else ' (no --token set)'}",
-                    err=True,
-                )
-            server.start()
-        except BaseException:
-            loop.source.close()
-            raise
-        typer.echo(f"serving on {server.url}", err=True)
-        try:
-            loop.run(classifier)
-        finally:
-            server.stop()
-
-
-def model_facts(model: Model) -> dict[str, object]:
-    """The page's model panel: file name, size, runtime and the card's accuracy figures."""
-    facts: dict[str, object] = {
-        "model": model.path.name,
-        "size_kib": round(model.path.stat().st_size / 1024, 1),
-        "runtime": model.backend.name,
-    }
-    for variant, quantized in (("int8", True), ("float", False)):
-        accuracy = card_accuracy(model.path, quantized)
-        if accuracy is not None:
-            facts[f"card_{variant}_accuracy"] = accuracy
-    return facts
+        loop.sinks.append(service.sink)
+        loop.source = service.watch(
+            loop.source, lambda: open_source(device, width=width, height=height), loop.stop.event
+        )
+        if service.warning:
+            typer.echo(service.warning, err=True)
+        with service.running() as url:
+            typer.echo(f"serving on {url}", err=True)
+            loop.run(Classifier(loaded, top_k=top_k))
 
 
 @app.command()
