@@ -33,6 +33,9 @@ from edge_cifar.sources import MAX_IMAGE_PIXELS, ImageTooLargeError, SourceError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a phone photo is 2-8 MB
 EVENTS_PER_SECOND = 10  # the page's figures: fast enough to look live, light on a Pi
+# A viewer's frames at most: a person sees no more, and a loop running faster (a file, unpaced)
+# would otherwise have the server encode and send every frame, taking CPU from the loop itself.
+MJPEG_MAX_FPS = 30
 HEARTBEAT_S = 1.0  # a stream with no new frame still speaks this often (status, closed sockets)
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -120,18 +123,21 @@ def build_app(feed: LiveFeed, uploads: UploadClassifier, config: ServeConfig) ->
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def viewer(
-        stream: str, parts: Callable[[int], Awaitable[tuple[int, bytes | None]]]
+        stream: str, parts: Callable[[int], Awaitable[tuple[int, bytes | None]]], rate: float
     ) -> AsyncIterator[bytes]:
-        """Newest-only delivery: wait for a change, send the newest part, count what was skipped."""
+        """Newest-only delivery, at most `rate` parts a second: wait for a change, send the
+        newest part, count what was skipped."""
         metrics.clients.labels(stream).inc()
-        sent = -1
+        sent, next_due = -1, 0.0
+        clock = asyncio.get_running_loop().time
         try:
             while True:
+                await asyncio.sleep(max(0.0, next_due - clock()))
                 version, part = await parts(sent)
                 if part is not None:
                     if sent > 0 and version > sent + 1:
                         metrics.dropped.labels(stream).inc(version - sent - 1)
-                    sent = version
+                    sent, next_due = version, clock() + 1 / rate
                     yield part
                 if feed.snapshot.status == "ended":
                     return
@@ -147,20 +153,21 @@ def build_app(feed: LiveFeed, uploads: UploadClassifier, config: ServeConfig) ->
         return version, head.encode() + jpeg + b"\r\n"
 
     async def event_part(sent: int) -> tuple[int, bytes | None]:
-        await asyncio.sleep(1 / EVENTS_PER_SECOND)
         snapshot = feed.snapshot
         return snapshot.version, f"data: {json.dumps(result_event(snapshot))}\n\n".encode()
 
     async def stream_mjpeg(request: Request) -> Response:
         return StreamingResponse(
-            viewer("mjpeg", mjpeg_part),
+            viewer("mjpeg", mjpeg_part, MJPEG_MAX_FPS),
             media_type="multipart/x-mixed-replace; boundary=frame",
             headers=NO_STORE,
         )
 
     async def events(request: Request) -> Response:
         return StreamingResponse(
-            viewer("events", event_part), media_type="text/event-stream", headers=NO_STORE
+            viewer("events", event_part, EVENTS_PER_SECOND),
+            media_type="text/event-stream",
+            headers=NO_STORE,
         )
 
     async def classify(request: Request) -> Response:

@@ -10,6 +10,7 @@ import time
 import urllib.parse
 
 import cv2
+import numpy as np
 import pytest
 
 from .support import SAMPLE_VIDEO, edge_cifar_process, rss_mib, wait_for_url
@@ -260,3 +261,52 @@ def test_a_lost_camera_shows_on_healthz_and_the_page_s_events(model_path):
     finally:
         sink.close()
         server.stop()
+
+
+def test_a_viewer_gets_the_newest_frames_at_most_30_a_second_however_fast_the_loop(model_path):
+    import threading
+
+    from edge_cifar.camera import FrameResult
+    from edge_cifar.classifier import Classifier
+    from edge_cifar.interpreter import Model
+    from edge_cifar.serve.app import MJPEG_MAX_FPS, ServeConfig, UploadClassifier, build_app
+    from edge_cifar.serve.feed import LiveFeed, Metrics, ServeSink
+    from edge_cifar.serve.server import WebServer
+
+    feed = LiveFeed(Metrics())
+    sink = ServeSink(feed)
+    uploads = UploadClassifier(Classifier(Model(model_path)), 1_000_000)
+    server = WebServer(build_app(feed, uploads, ServeConfig({})), "127.0.0.1", 0)
+    server.start()
+    done = threading.Event()
+
+    def fast_loop():  # 500 frames a second, as an unpaced file source might go
+        index = 0
+        while not done.wait(0.002):
+            frame = np.full((48, 64, 3), index % 256, np.uint8)
+            sink.write(frame, FrameResult(index, "cat", 0.9, (), {"invoke": 1.0}), 500.0)
+            index += 1
+
+    producer = threading.Thread(target=fast_loop)
+    producer.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request("GET", "/stream.mjpg")
+        response = connection.getresponse()
+        received, start = 0, time.monotonic()
+        while time.monotonic() - start < 2.0:
+            line = response.readline()
+            if line.startswith(b"Content-Length:"):
+                response.readline()
+                assert cv2.imdecode(np.frombuffer(response.read(int(line[15:])), np.uint8), 1).shape
+                received += 1
+        connection.close()
+        _, _, body = request(server.url, path="/metrics")
+    finally:
+        done.set()
+        producer.join()
+        sink.close()
+        server.stop()
+    assert 10 <= received <= 2.0 * MJPEG_MAX_FPS + 3, received
+    dropped = [line for line in body.decode().splitlines() if line.startswith("edge_cifar_dropped")]
+    assert float(dropped[0].split()[-1]) > 300, dropped  # the frames it skipped were counted
