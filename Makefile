@@ -83,7 +83,7 @@ test-runtime: $(LITERT_VENV)/.installed $(TFLITE_VENV)/.installed
 
 # `serve` under load, once, for the figures (not part of `make test`: it runs for a minute).
 serve-load: $(LITERT_VENV)/.installed
-	$(LITERT_VENV)/bin/python tests/runtime/serve_load.py
+	$(LITERT_VENV)/bin/python tests/runtime/serve_load.py --rounds 2
 
 # The runtime on an emulated Raspberry Pi 4 and 5 (arm64 bookworm under qemu user mode, cached in
 # .pi/): classify, camera, bench and the runtime's tests; its labels must equal the x86 run's.

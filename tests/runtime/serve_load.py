@@ -7,7 +7,10 @@ the loop's FPS (frames counted by /metrics between the 5th and the 30th second),
 resident memory at the 10th and the 30th second. Bounded: fixed viewers, a fixed request rate,
 a 10 s timeout per request; it ends after each run whatever happens.
 
-    python tests/runtime/serve_load.py [--seconds 30]
+    python tests/runtime/serve_load.py [--seconds 30] [--rounds 1]
+
+With --rounds N each pair runs N times, alternating, so the drift of a shared machine's load falls
+on both alike.
 """
 
 from __future__ import annotations
@@ -197,17 +200,21 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
-    seconds = parser.parse_args().seconds
+    parser.add_argument("--rounds", type=int, default=1)
+    arguments = parser.parse_args()
+    seconds = arguments.seconds
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     with tempfile.TemporaryDirectory() as folder:
         sources = make_sources(Path(folder), seconds)
         upload = cv2.imencode(".jpg", cv2.imread(str(Path(folder) / "frame.png")))[1].tobytes()
         report = {}
         for name, device_args in sources.items():
-            for loaded in (False, True):
-                key = f"{name}: {'20 viewers + 50 uploads/s' if loaded else 'no clients'}"
-                report[key] = measure(device_args, seconds, loaded, upload)
-                print(key, json.dumps(report[key]), flush=True)
+            for round_ in range(1, arguments.rounds + 1):
+                for loaded in (False, True):
+                    clients = "20 viewers + 50 uploads/s" if loaded else "no clients"
+                    key = f"{name}: {clients}, round {round_}"
+                    report[key] = measure(device_args, seconds, loaded, upload)
+                    print(key, json.dumps(report[key]), flush=True)
     print(json.dumps(report, indent=2))
 
 
