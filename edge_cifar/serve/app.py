@@ -28,14 +28,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from edge_cifar.batch import prediction_json
 from edge_cifar.classifier import Classifier
 from edge_cifar.preprocess import FrameError
-from edge_cifar.serve.feed import LIVE, LiveFeed, Snapshot
+from edge_cifar.serve.feed import LIVE, MJPEG_MAX_FPS, LiveFeed, Snapshot
 from edge_cifar.sources import MAX_IMAGE_PIXELS, ImageTooLargeError, SourceError, decode_image
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a phone photo is 2-8 MB
 EVENTS_PER_SECOND = 10  # the page's figures: fast enough to look live, light on a Pi
-# A viewer's frames at most: a person sees no more, and a loop running faster (a file, unpaced)
-# would otherwise have the server encode and send every frame, taking CPU from the loop itself.
-MJPEG_MAX_FPS = 30
 HEARTBEAT_S = 1.0  # a stream with no new frame still speaks this often (status, closed sockets)
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -149,6 +146,8 @@ def build_app(feed: LiveFeed, uploads: UploadClassifier, config: ServeConfig) ->
         if feed.snapshot.version in (0, sent):
             return sent, None
         version, jpeg = await anyio.to_thread.run_sync(feed.jpeg)
+        if version == sent:  # encoded less than 1/MJPEG_MAX_FPS ago, for another viewer
+            return sent, None
         head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
         return version, head.encode() + jpeg + b"\r\n"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -19,6 +20,9 @@ from edge_cifar.classifier import STAGES
 from edge_cifar.sources import Frame
 
 JPEG_QUALITY = 80  # a 640x480 frame in ~40 KB: smooth over Wi-Fi, sharp enough to read the label
+# Frames encoded for viewers at most, whatever their number and the loop's rate: a person sees no
+# more, and encoding each frame of an unpaced loop would take its CPU.
+MJPEG_MAX_FPS = 30
 # Stage latency buckets (seconds): 0.1 ms .. 1 s, around a Pi's 1-20 ms per stage.
 STAGE_BUCKETS = (1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -84,6 +88,7 @@ class LiveFeed:
         self._snapshot = Snapshot(0, STARTING, 0.0, 0, None)
         self._frame: Frame | None = None
         self._jpeg: tuple[int, bytes] = (0, b"")
+        self._jpeg_time = -1.0
         self._jpeg_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Future[None] | None = None
@@ -130,14 +135,17 @@ class LiveFeed:
             await asyncio.wait([self._changed], timeout=timeout)
 
     def jpeg(self) -> tuple[int, bytes]:
-        """The newest frame as JPEG and its version, encoded once however many viewers ask."""
+        """The newest frame as JPEG and its version, encoded once however many viewers ask, and
+        at most MJPEG_MAX_FPS times a second (else the last encoded one again)."""
         with self._jpeg_lock:
             with self._lock:
                 version, frame = self._snapshot.version, self._frame
-            if frame is not None and self._jpeg[0] != version:
+            now = time.monotonic()
+            fresh = now - self._jpeg_time < 1 / MJPEG_MAX_FPS
+            if frame is not None and self._jpeg[0] != version and not fresh:
                 ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
                 if ok:
-                    self._jpeg = (version, encoded.tobytes())
+                    self._jpeg, self._jpeg_time = (version, encoded.tobytes()), now
             return self._jpeg
 
 

@@ -269,8 +269,8 @@ def test_a_viewer_gets_the_newest_frames_at_most_30_a_second_however_fast_the_lo
     from edge_cifar.camera import FrameResult
     from edge_cifar.classifier import Classifier
     from edge_cifar.interpreter import Model
-    from edge_cifar.serve.app import MJPEG_MAX_FPS, ServeConfig, UploadClassifier, build_app
-    from edge_cifar.serve.feed import LiveFeed, Metrics, ServeSink
+    from edge_cifar.serve.app import ServeConfig, UploadClassifier, build_app
+    from edge_cifar.serve.feed import MJPEG_MAX_FPS, LiveFeed, Metrics, ServeSink
     from edge_cifar.serve.server import WebServer
 
     feed = LiveFeed(Metrics())
