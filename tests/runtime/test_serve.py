@@ -97,6 +97,19 @@ def test_the_token_opens_the_endpoints_by_header_or_query(server, model_path):
     assert status == 200 and json.loads(body)["model"] == model_path.name
 
 
+def test_the_token_can_come_from_the_environment_as_the_service_unit_sets_it(slow_video):
+    process = edge_cifar_process(
+        "serve", "-d", slow_video, "--port", 0, env={"EDGE_CIFAR_TOKEN": "from-env"}
+    )
+    try:
+        url = wait_for_url(process)
+        assert request(url, path="/healthz")[0] == 401
+        assert request(url, path="/healthz", headers={"Authorization": "Bearer from-env"})[0] == 200
+    finally:
+        stop(process)
+    assert process.returncode == 0
+
+
 def test_classify_answers_like_classify_json(server, cli, model_path):
     _, url = server
     image = SAMPLE_VIDEO.parent / "images" / "0000_cat.png"
