@@ -161,3 +161,22 @@ def test_an_image_declaring_more_than_the_pixel_limit_names_its_size(tmp_path):
         decode_image(bomb.read_bytes(), "big.png")
     decoded = decode_image(bomb.read_bytes(), "big.png", max_pixels=48_000_000)
     assert decoded.shape == (6000, 8000, 3)  # the limit, not the file, refused it
+
+
+def test_no_opencv_is_one_error_line_naming_both_extras():
+    # -S: no site-packages, so no cv2 (nor anything else installed): the check comes first.
+    launcher = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+        "from edge_cifar.__main__ import main; main()"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-S", "-c", launcher, "info", "model.tflite"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        "error: edge-cifar needs OpenCV: pip install 'edge-cifar[headless]' (no window) "
+        "or 'edge-cifar[gui]' (camera window), never both\n"
+    )
