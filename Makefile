@@ -23,7 +23,7 @@ LITERT_VENV := .venv-litert
 TFLITE_VENV := .venv-tflite
 PIP_FLAGS := --quiet --disable-pip-version-check
 # The runtime venvs install the package as a device would (not editable): rebuild on a code or model change.
-RUNTIME_FILES := pyproject.toml $(wildcard edge_cifar/*.py) $(wildcard firmware_models/*)
+RUNTIME_FILES := pyproject.toml $(wildcard edge_cifar/*.py edge_cifar/serve/*) $(wildcard firmware_models/*)
 
 .PHONY: setup demo quantize report samples test lint test-train test-runtime bench clean
 
@@ -37,23 +37,27 @@ METADATA_PACKAGES = $(shell $(PYTHON) -c "import tomllib; print(' '.join(tomllib
 # Training + development: TensorFlow, tf_keras, tfmot, LiteRT, the metadata writer, the linters.
 $(TRAIN_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TRAIN_VENV)
-	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -e '.[train,dev]'
+	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -e '.[train,dev,serve]'
 	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) --no-deps $(METADATA_PACKAGES)
 	ldconfig -p | grep -q 'libusb-1.0.so.0 ' || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq && \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null; }
 	touch $@
 
-# The device's view: a plain `pip install .` (it brings LiteRT), no TensorFlow.
+# The device's view: a plain `pip install .` (it brings LiteRT and headless OpenCV), no TensorFlow.
 $(LITERT_VENV)/.installed: $(RUNTIME_FILES)
 	$(PYTHON) -m venv $(LITERT_VENV)
-	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) . pytest==9.2.0
+	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) '.[serve,test]'
 	touch $@
 
-# The design card's tflite-runtime (2.14, built against NumPy 1.x), no TensorFlow.
+# The design card's tflite-runtime (2.14, built against NumPy 1.x), no TensorFlow; then the README's
+# window install: OpenCV's GUI build swapped in for the headless one, same version, one `cv2`.
 $(TFLITE_VENV)/.installed: $(RUNTIME_FILES)
 	$(PYTHON) -m venv $(TFLITE_VENV)
-	$(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) '.[tflite]' pytest==9.2.0
+	$(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) '.[tflite,serve,test]'
+	version=$$($(TFLITE_VENV)/bin/python -c "from importlib.metadata import version; print(version('opencv-python-headless'))") && \
+	  $(TFLITE_VENV)/bin/pip uninstall $(PIP_FLAGS) -y opencv-python-headless && \
+	  $(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) "opencv-python==$$version"
 	touch $@
 
 setup: $(TRAIN_VENV)/.installed
@@ -102,7 +106,7 @@ stamp: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train stamp
 	$(TRAIN_VENV)/bin/python -m train.firmware
 
-.PHONY: firmware pi-check
+.PHONY: firmware pi-check serve-load
 # Each INT8 model as C++ for TFLite Micro (<model>_int8.h/.cc), after running it in TFLite Micro
 # against LiteRT's reference kernels on CIFAR-10 test images; arena and ops go into its card.
 firmware: $(TRAIN_VENV)/.installed
@@ -117,11 +121,18 @@ lint: $(TRAIN_VENV)/.installed
 test-train: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/pytest tests/training
 
-# The runtime's tests run where the device's packages are, and TensorFlow is not.
+# The runtime's tests run where the device's packages are, and TensorFlow is not. Debian's chromium
+# (serve's page, through Playwright) and Xvfb (the camera window) are installed when missing.
 test-runtime: $(LITERT_VENV)/.installed $(TFLITE_VENV)/.installed
+	bash tests/runtime/system-packages.sh
 	EDGE_CIFAR_EXPECT_RUNTIME=litert $(LITERT_VENV)/bin/pytest tests/runtime
 	# `[tflite]` adds tflite-runtime beside the default LiteRT (both work with NumPy 1.26): pick it.
-	EDGE_CIFAR_RUNTIME=tflite-runtime EDGE_CIFAR_EXPECT_RUNTIME=tflite-runtime $(TFLITE_VENV)/bin/pytest tests/runtime
+	EDGE_CIFAR_RUNTIME=tflite-runtime EDGE_CIFAR_EXPECT_RUNTIME=tflite-runtime EDGE_CIFAR_EXPECT_GUI=1 \
+	  $(TFLITE_VENV)/bin/pytest tests/runtime
+
+# `serve` under load, once, for the figures (not part of `make test`: it runs for a minute).
+serve-load: $(LITERT_VENV)/.installed
+	$(LITERT_VENV)/bin/python tests/runtime/serve_load.py --rounds 2
 
 # The runtime on an emulated Raspberry Pi 4 and 5 (arm64 bookworm under qemu user mode, cached in
 # .pi/): classify, camera, bench and the runtime's tests; its labels must equal the x86 run's.

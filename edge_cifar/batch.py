@@ -11,6 +11,15 @@ from edge_cifar.preprocess import FrameError
 from edge_cifar.sources import SourceError, read_image
 
 
+def prediction_json(prediction: Prediction) -> dict[str, object]:
+    """What `classify --json` and `POST /classify` say of one image."""
+    return {
+        "label": prediction.label,
+        "score": round(prediction.score, 4),
+        "top_k": [{"label": c.label, "score": round(c.score, 4)} for c in prediction.top_k],
+    }
+
+
 @dataclass(frozen=True)
 class ImageResult:
     path: Path
@@ -20,14 +29,7 @@ class ImageResult:
     def as_json(self) -> dict[str, object]:
         if self.prediction is None:
             return {"path": str(self.path), "error": self.error}
-        return {
-            "path": str(self.path),
-            "label": self.prediction.label,
-            "score": round(self.prediction.score, 4),
-            "top_k": [
-                {"label": c.label, "score": round(c.score, 4)} for c in self.prediction.top_k
-            ],
-        }
+        return {"path": str(self.path), **prediction_json(self.prediction)}
 
 
 def classify_files(classifier: Classifier, paths: Sequence[Path]) -> Iterator[ImageResult]:

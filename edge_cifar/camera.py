@@ -1,20 +1,25 @@
 """The camera loop: frame source → classifier → sinks (window overlay, JSON lines, video file).
 
-The loop knows nothing of tensors, the classifier nothing of cameras. Ctrl-C, `q`/Esc in the
-window, `max_frames` and the end of the stream all end the loop alike: sinks closed, a `Summary`.
+The loop knows nothing of tensors, the classifier nothing of cameras. SIGINT (Ctrl-C), SIGTERM
+(`systemctl stop`, `docker stop`), `q`/Esc in the window, `max_frames` and the end of the stream
+all end the loop alike: sinks closed (a saved video finalized), a `Summary`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO, Protocol
 
 import cv2
@@ -180,13 +185,36 @@ class VideoFileSink:
 
 
 NO_DISPLAY = "no display"
+# Both wheels own `cv2`: installed side by side they overwrite each other, so the note says to swap
+# the headless build for the GUI build of the same version, leaving one.
+NO_GUI = (
+    "this OpenCV ({wheel} {version}) has no GUI; for a window swap it for the GUI build: "
+    "`pip uninstall -y {wheel} && pip install {gui_wheel}=={version}`"
+)
+NO_GUI_UNKNOWN = (
+    "this OpenCV build has no GUI; for a window use a GUI build, alone in its environment: "
+    "opencv-python, or Raspberry Pi OS's python3-opencv"
+)
+# Each headless wheel and the GUI wheel that replaces it.
+GUI_WHEELS = {
+    "opencv-python-headless": "opencv-python",
+    "opencv-contrib-python-headless": "opencv-contrib-python",
+}
+
+
+def headless_wheel() -> tuple[str, str] | None:
+    """The installed OpenCV wheel that has no GUI and its version, if OpenCV came from one."""
+    for name in GUI_WHEELS:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return name, importlib.metadata.version(name)
+    return None
 
 
 def window_problem() -> str | None:
     """Why no window can be shown here (NO_DISPLAY on a headless machine), or None if one can.
 
-    opencv-python-headless, the runtime's dependency, has no GUI backend and its imshow raises; its
-    build information says so.
+    opencv-python-headless (the package's default OpenCV) has no GUI backend and its imshow
+    raises; its build information says so.
     """
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
@@ -195,16 +223,29 @@ def window_problem() -> str | None:
     for line in cv2.getBuildInformation().splitlines():
         if line.strip().startswith("GUI:") and line.split(":", 1)[1].strip().upper() != "NONE":
             return None
-    return "this OpenCV has no GUI (opencv-python-headless); `pip install opencv-python` for one"
+    if (installed := headless_wheel()) is None:
+        return NO_GUI_UNKNOWN
+    wheel, version = installed
+    return NO_GUI.format(wheel=wheel, version=version, gui_wheel=GUI_WHEELS[wheel])
 
 
 class WindowSink:
-    """The annotated frame in a window; q or Esc ends the loop."""
+    """The annotated frame in a window; q or Esc ends the loop.
+
+    The window opens at the frame's own size (resizable, no toolbar), so the overlay is drawn
+    pixel for pixel; OpenCV's default for a resizable window is a fixed 400x300.
+    """
 
     def __init__(self) -> None:
-        cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_NORMAL)
+        cv2.namedWindow(
+            WINDOW_TITLE, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL
+        )
+        self._sized = False
 
     def write(self, frame: Frame, result: FrameResult, fps: float) -> str | None:
+        if not self._sized:
+            cv2.resizeWindow(WINDOW_TITLE, frame.shape[1], frame.shape[0])
+            self._sized = True
         cv2.imshow(WINDOW_TITLE, annotate(frame, result, fps))
         return "quit key" if (cv2.waitKey(1) & 0xFF) in QUIT_KEYS else None
 
@@ -218,6 +259,42 @@ class LoopOptions:
     smooth_alpha: float = 1.0
     min_score: float = 0.0
     top_k: int = 3
+    # A file source shown to a person plays at its own frame rate, not as fast as it decodes.
+    realtime: bool = False
+
+
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
+class StopRequest:
+    """SIGINT and SIGTERM, while `installed()`: the loop ends after the frame in hand, as at the
+    end of the stream. A second signal interrupts whatever runs (a hung read) at once.
+
+    The handlers are the loop's own, so a SIGINT that the parent shell set to "ignore" (a job
+    started with `&`) stops it too. `event` is set by a signal, for waits that must end with it.
+    """
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.event = threading.Event()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.reason is not None:
+            raise KeyboardInterrupt
+        self.reason = SIGNAL_NAMES.get(signal.Signals(signum), signal.Signals(signum).name)
+        self.event.set()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # signals reach main only
+            yield
+            return
+        previous = {signum: signal.signal(signum, self._handle) for signum in SIGNAL_NAMES}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 @dataclass
@@ -255,31 +332,46 @@ def run(
     classifier: Classifier,
     sinks: Sequence[Sink],
     options: LoopOptions = LoopOptions(),
+    stop: StopRequest | None = None,
 ) -> Summary:
-    """Classify frames until the stream ends, max_frames, a sink's stop, or Ctrl-C."""
+    """Classify frames until the stream ends, max_frames, a sink's stop, SIGINT or SIGTERM."""
+    stop = stop or StopRequest()
     smoother = ScoreSmoother(options.smooth_alpha)
     meter = FpsMeter()
     top_k = max(1, options.top_k)  # top_categories takes at most the classes there are
+    # A live source sets its own pace; a file's frame i is due i / fps after the first.
+    frame_period = 1.0 / source.fps if options.realtime and source.fps and not source.live else 0
     summary = Summary()
     start = time.perf_counter()
     try:
-        for index, frame in enumerate(source.frames()):
-            result = decide(classifier.classify(frame), index, smoother, options.min_score, top_k)
-            fps = meter.tick(time.perf_counter())
-            summary.frames += 1
-            for stage, ms in result.timings_ms.items():
-                summary.stage_ms.setdefault(stage, []).append(ms)
-            stops = [reason for sink in sinks if (reason := sink.write(frame, result, fps))]
-            if stops:
-                summary.stopped_by = stops[0]
-                break
-            if options.max_frames is not None and summary.frames >= options.max_frames:
-                summary.stopped_by = "max frames"
-                break
+        with stop.installed():
+            for index, frame in enumerate(source.frames()):
+                if stop.reason:
+                    break
+                result = decide(
+                    classifier.classify(frame), index, smoother, options.min_score, top_k
+                )
+                if frame_period and (due := start + index * frame_period - time.perf_counter()) > 0:
+                    stop.event.wait(due)
+                fps = meter.tick(time.perf_counter())
+                summary.frames += 1
+                for stage, ms in result.timings_ms.items():
+                    summary.stage_ms.setdefault(stage, []).append(ms)
+                stops = [reason for sink in sinks if (reason := sink.write(frame, result, fps))]
+                if stops:
+                    summary.stopped_by = stops[0]
+                    break
+                if options.max_frames is not None and summary.frames >= options.max_frames:
+                    summary.stopped_by = "max frames"
+                    break
+                if stop.reason:
+                    break
     except KeyboardInterrupt:
-        summary.stopped_by = "Ctrl-C"
+        summary.stopped_by = stop.reason or "Ctrl-C"
     finally:
         summary.seconds = time.perf_counter() - start
+        if stop.reason:
+            summary.stopped_by = stop.reason
         source.close()
         for sink in sinks:
             sink.close()

@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +25,7 @@ from edge_cifar.camera import (
     JsonLinesSink,
     LoopOptions,
     Sink,
+    StopRequest,
     VideoFileSink,
     WindowSink,
     discard_closed_stream,
@@ -34,7 +36,13 @@ from edge_cifar.classifier import Classifier
 from edge_cifar.interpreter import BackendError, Model, ModelError
 from edge_cifar.model_files import default_model_path
 from edge_cifar.preprocess import DEFAULT_INPUT_RANGE, FrameError
-from edge_cifar.sources import SourceError, expand_image_paths, open_source, quiet_opencv_logs
+from edge_cifar.sources import (
+    FrameSource,
+    SourceError,
+    expand_image_paths,
+    open_source,
+    quiet_opencv_logs,
+)
 
 EXIT_SOME_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -184,41 +192,100 @@ def classify(
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
+DeviceOption = Annotated[
+    list[str],
+    typer.Option(
+        "--device",
+        "-d",
+        help="Camera index, video file, stream URL, 'picamera2', or image files/folder/glob "
+        "(repeat for several images).",
+    ),
+]
+WidthOption = Annotated[int | None, typer.Option(min=1, help="Requested capture width.")]
+HeightOption = Annotated[int | None, typer.Option(min=1, help="Requested capture height.")]
+MaxFramesOption = Annotated[int | None, typer.Option(min=1, help="Stop after this many.")]
+SaveOption = Annotated[
+    Path | None, typer.Option(help="Write the annotated frames to a video (.mp4 or .avi).")
+]
+SmoothOption = Annotated[
+    float,
+    typer.Option(
+        callback=newest_frame_weight,
+        help="Weight of the newest frame in a moving average of the scores; 1 = no smoothing.",
+    ),
+]
+MinScoreOption = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Below this score the label is 'uncertain'.")
+]
+HeadlessOption = Annotated[bool, typer.Option(help="No window, even where a display exists.")]
+RealtimeOption = Annotated[
+    bool | None,
+    typer.Option(
+        help="Play a video file at its own frame rate [default: on with a window or a page, "
+        "off headless]."
+    ),
+]
+
+
+@dataclass
+class Loop:
+    """A camera loop ready to run: its source, sinks and options, and the signals that stop it."""
+
+    source: FrameSource
+    sinks: list[Sink]
+    options: LoopOptions
+    stop: StopRequest
+
+    def run(self, classifier: Classifier) -> None:
+        summary = run(self.source, classifier, self.sinks, self.options, self.stop)
+        typer.echo(f"{self.source.name}: {summary.describe()}", err=True)
+
+
+def prepare_loop(
+    source: FrameSource,
+    *,
+    json_lines: bool,
+    save: Path | None,
+    headless: bool,
+    realtime: bool | None,
+    page: bool,
+    options: LoopOptions,
+) -> Loop:
+    """The sinks for `camera` and `serve`; a file plays in real time where a person watches."""
+    try:
+        sinks: list[Sink] = [JsonLinesSink()] if json_lines else []
+        if save is not None:
+            sinks.append(VideoFileSink(save, source.fps))
+        problem = None if headless else window_problem()
+        if not headless and problem is None:
+            sinks.append(WindowSink())
+        elif problem not in (None, NO_DISPLAY):  # a display, but no way to draw on it
+            typer.echo(f"note: no window: {problem}", err=True)
+    except BaseException:
+        source.close()
+        raise
+    watched = page or any(isinstance(sink, WindowSink) for sink in sinks)
+    options = replace(options, realtime=watched if realtime is None else realtime)
+    return Loop(source, sinks, options, StopRequest())
+
+
 @app.command()
 def camera(
-    device: Annotated[
-        list[str],
-        typer.Option(
-            "--device",
-            "-d",
-            help="Camera index, video file, stream URL, 'picamera2', or image files/folder/glob "
-            "(repeat for several images).",
-        ),
-    ] = ["0"],  # noqa: B006 (typer reads it, never mutates it)
+    device: DeviceOption = ["0"],  # noqa: B006 (typer reads it, never mutates it)
     model: ModelOption = None,
     runtime: RuntimeOption = None,
     threads: ThreadsOption = None,
     top_k: TopKOption = 3,
     input_range: InputRangeOption = None,
     labels: LabelsOption = None,
-    width: Annotated[int | None, typer.Option(min=1, help="Requested capture width.")] = None,
-    height: Annotated[int | None, typer.Option(min=1, help="Requested capture height.")] = None,
-    max_frames: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
-    save: Annotated[
-        Path | None, typer.Option(help="Write the annotated frames to a video (.mp4 or .avi).")
-    ] = None,
-    smooth: Annotated[
-        float,
-        typer.Option(
-            callback=newest_frame_weight,
-            help="Weight of the newest frame in a moving average of the scores; 1 = no smoothing.",
-        ),
-    ] = 1.0,
-    min_score: Annotated[
-        float,
-        typer.Option(min=0.0, max=1.0, help="Below this score the label is 'uncertain'."),
-    ] = 0.0,
-    headless: Annotated[bool, typer.Option(help="No window, even where a display exists.")] = False,
+    width: WidthOption = None,
+    height: HeightOption = None,
+    max_frames: MaxFramesOption = None,
+    save: SaveOption = None,
+    smooth: SmoothOption = 1.0,
+    min_score: MinScoreOption = 0.0,
+    headless: HeadlessOption = False,
+    realtime: RealtimeOption = None,
     json_lines: Annotated[
         bool, typer.Option("--json/--no-json", help="One JSON line per frame on stdout.")
     ] = True,
@@ -226,22 +293,91 @@ def camera(
     """Classify a live camera, a video or a stream; a summary goes to stderr at the end."""
     with one_line_errors():
         classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
-        source = open_source(device, width=width, height=height)
+        loop = prepare_loop(
+            open_source(device, width=width, height=height),
+            json_lines=json_lines,
+            save=save,
+            headless=headless,
+            realtime=realtime,
+            page=False,
+            options=LoopOptions(max_frames, smooth, min_score, top_k),
+        )
+        loop.run(classifier)
+
+
+SERVE_HINT = "serve needs the serve extra: pip install 'edge-cifar[serve]' (or '.[serve]')"
+
+
+@app.command()
+def serve(
+    device: DeviceOption = ["0"],  # noqa: B006 (typer reads it, never mutates it)
+    model: ModelOption = None,
+    runtime: RuntimeOption = None,
+    threads: ThreadsOption = None,
+    top_k: TopKOption = 3,
+    input_range: InputRangeOption = None,
+    labels: LabelsOption = None,
+    width: WidthOption = None,
+    height: HeightOption = None,
+    max_frames: MaxFramesOption = None,
+    save: SaveOption = None,
+    smooth: SmoothOption = 1.0,
+    min_score: MinScoreOption = 0.0,
+    headless: Annotated[
+        bool, typer.Option(help="No window beside the page, even where a display exists.")
+    ] = True,
+    realtime: RealtimeOption = None,
+    json_lines: Annotated[
+        bool, typer.Option("--json/--no-json", help="One JSON line per frame on stdout.")
+    ] = False,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; anything but loopback is public.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one).")] = 8080,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EDGE_CIFAR_TOKEN",
+            help="Require `Authorization: Bearer TOKEN` (or ?token=TOKEN) on every request.",
+        ),
+    ] = None,
+) -> None:
+    """The camera loop plus a web server: a live page (/), POST /classify, /healthz, /metrics.
+
+    A live camera that goes away is reopened with backoff; SIGTERM or Ctrl-C end it cleanly."""
+    with one_line_errors():
         try:
-            sinks: list[Sink] = [JsonLinesSink()] if json_lines else []
-            if save is not None:
-                sinks.append(VideoFileSink(save, source.fps))
-            problem = None if headless else window_problem()
-            if not headless and problem is None:
-                sinks.append(WindowSink())
-            elif problem not in (None, NO_DISPLAY):  # a display, but no way to draw on it
-                typer.echo(f"note: no window: {problem}", err=True)
-        except BaseException:
-            source.close()
-            raise
-        options = LoopOptions(max_frames, smooth, min_score, top_k)
-        summary = run(source, classifier, sinks, options)
-        typer.echo(f"{source.name}: {summary.describe()}", err=True)
+            from edge_cifar.serve.service import WebService
+        except ImportError:
+            raise SourceError(SERVE_HINT) from None
+        classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
+        # POST /classify has its own interpreter (one thread): the loop's never changes thread.
+        uploads = Classifier(
+            load_model(classifier.model.path, runtime, 1),
+            top_k=top_k,
+            input_range=input_range.value if input_range else None,
+            labels_file=labels,
+        )
+        # Built first: it binds the port, so a taken one is an error before the camera opens.
+        service = WebService(classifier.model, uploads, host, port, token)
+        loop = prepare_loop(
+            open_source(device, width=width, height=height),
+            json_lines=json_lines,
+            save=save,
+            headless=headless,
+            realtime=realtime,
+            page=True,
+            options=LoopOptions(max_frames, smooth, min_score, top_k),
+        )
+        loop.sinks.append(service.sink)
+        loop.source = service.watch(
+            loop.source, lambda: open_source(device, width=width, height=height), loop.stop.event
+        )
+        if service.warning:
+            typer.echo(service.warning, err=True)
+        with service.running() as url:
+            typer.echo(f"serving on {url}", err=True)
+            loop.run(classifier)
 
 
 @app.command()

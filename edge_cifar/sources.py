@@ -6,16 +6,21 @@ open raises `SourceError` with one line saying why. Nothing here knows about mod
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import os
+import threading
 import time
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from edge_cifar.preprocess import FrameError, to_uint8
 
@@ -36,17 +41,29 @@ PICAMERA2_HINT = (
 # A live camera sometimes drops a frame (USB hiccup, exposure change): retry before giving up.
 LIVE_READ_RETRIES = 5
 LIVE_RETRY_PAUSE_S = 0.05
+# The most pixels an image file may declare: a 40 MP photo decodes to 120 MB of BGR. A PNG of
+# 20,000 x 20,000 pixels fits in 1 MB and would decode to 1.2 GB, more than many a Pi has.
+MAX_IMAGE_PIXELS = 40_000_000
+# A live source that went away is reopened after these pauses (doubling, then the last one).
+REOPEN_FIRST_PAUSE_S = 0.5
+REOPEN_MAX_PAUSE_S = 8.0
 
 
 class SourceError(RuntimeError):
     """A camera, video, stream or image that cannot be opened or read; the message is one line."""
 
 
+class ImageTooLargeError(SourceError):
+    """An image whose header declares more pixels than MAX_IMAGE_PIXELS; it is never decoded."""
+
+
 class FrameSource(Protocol):
-    """Anything that yields BGR frames. `fps` is the source's nominal rate, when it has one."""
+    """Anything that yields BGR frames. `fps` is the source's nominal rate, when it has one; a
+    `live` source (camera, stream) runs at its own pace, a file at whatever pace it is read."""
 
     name: str
     fps: float | None
+    live: bool
 
     def frames(self) -> Iterator[Frame]: ...
 
@@ -78,20 +95,59 @@ def to_bgr(image: npt.NDArray[np.generic]) -> Frame:
     raise FrameError(f"expected a gray, BGR or BGRA image, got shape {image.shape}")
 
 
+def declared_size(encoded: bytes) -> tuple[int, int] | None:
+    """(width, height) from an image's header, without decoding it; None for a format Pillow
+    does not know (OpenCV may still decode it: EXR, HDR, PFM). Pillow refuses a header beyond
+    twice its own limit itself: that is raised as ImageTooLargeError."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns on a large declared size: that is ours to judge, by our limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(encoded)) as image:
+                return image.size
+    except Image.DecompressionBombError:
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise ImageTooLargeError(f"declares more than {pillow_limit / 1e6:.0f} MP") from None
+    except Exception:  # Pillow raises many kinds on what it cannot parse; OpenCV judges next
+        return None
+
+
+def decode_image(
+    encoded: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS
+) -> npt.NDArray[np.generic]:
+    """Encoded image bytes as OpenCV decodes them, unchanged: gray/BGR/BGRA, 8 or 16-bit.
+
+    The header's declared size is checked first: a decompression bomb is refused undecoded.
+    """
+    limit = f"the {max_pixels / 1e6:.0f} MP limit; not decoded"
+    try:
+        size = declared_size(encoded)
+    except ImageTooLargeError as error:
+        raise ImageTooLargeError(f"{name}: {error}, more than {limit}") from None
+    if size is not None and size[0] * size[1] > max_pixels:
+        width, height = size
+        raise ImageTooLargeError(
+            f"{name}: declares {width}x{height} pixels ({width * height / 1e6:.0f} MP), "
+            f"more than {limit}"
+        )
+    buffer = np.frombuffer(encoded, dtype=np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    if image is None or image.size == 0:
+        raise SourceError(f"{name}: not an image OpenCV can decode (corrupt, truncated or unknown)")
+    return image
+
+
 def read_image(path: Path) -> npt.NDArray[np.generic]:
     """An image file as OpenCV decodes it, unchanged: gray/BGR/BGRA, 8 or 16-bit."""
     try:
-        encoded = np.fromfile(path, dtype=np.uint8)  # fromfile + imdecode: any path, any encoding
+        encoded = path.read_bytes()
     except FileNotFoundError:
         raise SourceError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise SourceError(f"{path}: is a directory") from None
     except OSError as error:
         raise SourceError(f"{path}: cannot read ({error.strerror})") from None
-    image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if encoded.size else None
-    if image is None or image.size == 0:
-        raise SourceError(f"{path}: not an image OpenCV can decode (corrupt, truncated or unknown)")
-    return image
+    return decode_image(encoded, str(path))
 
 
 def expand_image_paths(patterns: Sequence[str]) -> list[Path]:
@@ -120,6 +176,7 @@ class ImageFiles:
     """Image files as a stream of frames; an unreadable file raises SourceError."""
 
     fps: float | None = None
+    live = False
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = list(paths)
@@ -188,6 +245,7 @@ class Picamera2Source:
     """The Raspberry Pi camera through the picamera2 library (imported only when asked for)."""
 
     fps: float | None = None
+    live = True
 
     def __init__(self, *, width: int | None = None, height: int | None = None) -> None:
         try:
@@ -219,6 +277,55 @@ class Picamera2Source:
     def close(self) -> None:
         self._camera.stop()
         self._camera.close()
+
+
+class ReopeningSource:
+    """A live source that comes back: when it stops yielding frames (unplugged, stream dropped) it
+    is reopened after a pause that doubles up to REOPEN_MAX_PAUSE_S, until it yields again or
+    `stop` is set. `on_state(True/False)` says when it is lost and back."""
+
+    live = True
+
+    def __init__(
+        self,
+        first: FrameSource,
+        reopen: Callable[[], FrameSource],
+        stop: threading.Event,
+        on_state: Callable[[bool], None] = lambda available: None,
+        first_pause_s: float = REOPEN_FIRST_PAUSE_S,
+    ) -> None:
+        self.name, self.fps = first.name, first.fps
+        self._current: FrameSource | None = first
+        self._reopen, self._stop, self._on_state = reopen, stop, on_state
+        self._first_pause_s = first_pause_s
+        self.reopened = 0
+
+    def frames(self) -> Iterator[Frame]:
+        available, pause = True, self._first_pause_s
+        while not self._stop.is_set():
+            if self._current is None:
+                if self._stop.wait(pause):
+                    return
+                pause = min(pause * 2, REOPEN_MAX_PAUSE_S)
+                with contextlib.suppress(SourceError):  # still gone: wait longer
+                    self._current = self._reopen()
+                continue
+            with contextlib.suppress(SourceError):  # a failed read is a loss, like the end
+                for frame in self._current.frames():
+                    if not available:
+                        available, pause = True, self._first_pause_s
+                        self.reopened += 1
+                        self._on_state(True)
+                    yield frame
+            self._current.close()
+            self._current = None
+            if available and not self._stop.is_set():
+                available = False
+                self._on_state(False)
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
 
 
 def open_source(

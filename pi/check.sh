@@ -81,6 +81,22 @@ PI_SITE=site-numpy1 emulated classify samples/images --json --model "$model" \
 step "cortex-a72: edge-cifar bench --runs 20 (emulated: the figures are qemu's, not a Pi's)"
 emulated bench "$model" --runs 20
 
+# serve, started by this script itself (qemu cannot follow a test's child process, but a
+# background job of the script is qemu itself): /healthz and one POST /classify answered from the
+# host, the label equal to x86's `classify` of the same image, then SIGTERM: exit 0, a summary.
+step "cortex-a72: edge-cifar serve --device samples/cifar_test.avi: /healthz, POST /classify, SIGTERM"
+pi/python -P -m edge_cifar serve --device samples/cifar_test.avi --port 0 --model "$model" \
+  2>"$out/serve-emulated.log" &
+serve_pid=$!
+"$host_venv/bin/python" pi/compare.py serve "$out/serve-emulated.log" samples/images/0000_cat.png \
+  "$out/classify-x86.jsonl"
+kill -TERM "$serve_pid"
+serve_status=0
+wait "$serve_pid" || serve_status=$?
+cat "$out/serve-emulated.log"
+[ "$serve_status" = 0 ] || { echo "error: serve exited $serve_status after SIGTERM" >&2; exit 1; }
+grep -q "stopped by SIGTERM" "$out/serve-emulated.log"
+
 # The runtime's tests, less those that start `python -m edge_cifar` as a child process: qemu
 # user mode does not follow an exec, and without binfmt_misc (root, a mount) the host kernel
 # cannot start an aarch64 program. test_cli_errors.py and test_cli_endings.py are all such.

@@ -2,6 +2,9 @@
 
     python pi/compare.py classify x86.jsonl pi.jsonl   # records keyed by "path"
     python pi/compare.py camera x86.jsonl pi.jsonl     # records keyed by "frame"
+    python pi/compare.py serve serve.log IMAGE x86.jsonl
+        # the emulated `serve` (its stderr in serve.log names its URL): GET /healthz, then
+        # POST /classify IMAGE, whose label must be the x86 run's for IMAGE
 
 Prints one summary line; exits 1 with the differing inputs listed, x86 beside emulated.
 Scores are reported, not required equal: another CPU's kernels may round one step apart.
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +61,44 @@ def compare(kind: str, x86_path: Path, pi_path: Path) -> list[str]:
     return problems
 
 
+SERVE_START_TIMEOUT_S = 300  # LiteRT and uvicorn start slowly under emulation
+
+
+def serve_url(log: Path) -> str:
+    deadline = time.monotonic() + SERVE_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines() if log.exists() else []:
+            if line.startswith("serving on "):
+                return line.split()[-1]
+            if line.startswith("error:"):
+                raise SystemExit(f"serve did not start: {line}")
+        time.sleep(0.5)
+    raise SystemExit(f"serve did not start within {SERVE_START_TIMEOUT_S} s: {log.read_text()}")
+
+
+def compare_serve(log: Path, image: Path, x86_path: Path) -> list[str]:
+    """The emulated server's /healthz and /classify; the label must be x86's `classify` one."""
+    url = serve_url(log)
+    with urllib.request.urlopen(url + "healthz", timeout=60) as response:
+        health = json.load(response)
+    upload = urllib.request.Request(url + "classify", data=image.read_bytes(), method="POST")
+    with urllib.request.urlopen(upload, timeout=120) as response:
+        answer = json.load(response)
+    expected = records(x86_path, "path")[str(image)]
+    print(f"serve: /healthz {health}; POST /classify {image.name}: {outcome(answer)}")
+    if answer.get("label") != expected.get("label"):
+        return [f"{image}: x86 {outcome(expected)}  emulated serve {outcome(answer)}"]
+    return []
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[0] not in KEYS:
+    if len(argv) == 4 and argv[0] == "serve":
+        problems = compare_serve(Path(argv[1]), Path(argv[2]), Path(argv[3]))
+    elif len(argv) != 3 or argv[0] not in KEYS:
         print(__doc__, file=sys.stderr)
         return 2
-    problems = compare(argv[0], Path(argv[1]), Path(argv[2]))
+    else:
+        problems = compare(argv[0], Path(argv[1]), Path(argv[2]))
     for problem in problems[:SHOWN]:
         print(f"  {problem}", file=sys.stderr)
     if len(problems) > SHOWN:

@@ -78,3 +78,11 @@ def cli_process(tmp_path: Path):
         return CliResult(completed.returncode, completed.stdout, completed.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def bomb_png(tmp_path_factory) -> Path:
+    """The issue's decompression bomb: a ~1 MB PNG declaring 20,000 x 20,000 RGB pixels."""
+    from .support import png_bomb
+
+    return png_bomb(tmp_path_factory.mktemp("bomb") / "bomb.png")

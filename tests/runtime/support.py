@@ -37,3 +37,71 @@ class CliResult:
 def write_png(path: Path, image: np.ndarray) -> Path:
     assert cv2.imwrite(str(path), image), path
     return path
+
+
+SAMPLE_VIDEO = REPO / "samples" / "cifar_test.avi"
+
+
+def edge_cifar_process(*args: object, env: dict | None = None, **popen: object):
+    """`python -m edge_cifar ARGS...` as a child process with this checkout's code, text pipes."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge_cifar", *(str(a) for a in args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        **popen,
+    )
+
+
+def wait_for_url(process, timeout: float = 60) -> str:
+    """The URL from `serve`'s "serving on URL" line on stderr (it binds before it prints); the
+    lines before it are kept in `process.startup_stderr`."""
+    import select
+    import time
+
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stderr], [], [], 0.5)
+        if ready:
+            line = process.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.startswith("serving on "):
+                process.startup_stderr = "".join(seen)
+                return line.split()[-1]
+    process.kill()
+    raise AssertionError(f"serve did not start: {''.join(seen)}{process.stderr.read()}")
+
+
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory (VmRSS) or its peak so far (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no {field} for process {pid}")
+
+
+def png_bomb(path: Path, width: int = 20_000, height: int = 20_000) -> Path:
+    """A valid RGB PNG of zeros declaring width x height pixels: ~1 MB on disk, 1.2 GB decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    compressor = zlib.compressobj(9)
+    row = bytes(1 + 3 * width)  # filter byte 0, then black pixels
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+    return path

@@ -210,7 +210,16 @@ def test_a_display_with_headless_opencv_says_which_package_has_a_gui(monkeypatch
     monkeypatch.setattr(
         "cv2.getBuildInformation", lambda: "  Video I/O:\n  GUI:                           NONE\n"
     )
-    assert "opencv-python-headless" in window_problem()
+    monkeypatch.setattr(
+        "edge_cifar.camera.headless_wheel", lambda: ("opencv-python-headless", "5.0.0.93")
+    )
+    assert window_problem().startswith("this OpenCV (opencv-python-headless 5.0.0.93) has no GUI; ")
+    assert "pip uninstall -y opencv-python-headless && pip install opencv-python==5.0.0.93" in (
+        window_problem()
+    )
+    monkeypatch.setattr("edge_cifar.camera.headless_wheel", lambda: None)  # a system OpenCV
+    assert window_problem().startswith("this OpenCV build has no GUI; ")
+    assert "uninstall" not in window_problem()
     monkeypatch.setattr(
         "cv2.getBuildInformation", lambda: "  GUI:                           GTK3\n"
     )

@@ -1,32 +1,46 @@
-"""How a running CLI process ends when its user stops it: Ctrl-C, or a reader that closes stdout
-(`edge-cifar ... | head`). Either way: exit 0, no traceback."""
+"""How a running CLI process ends when its user stops it: Ctrl-C, SIGTERM (`systemctl stop`), or a
+reader that closes stdout (`edge-cifar ... | head`). Every way: exit 0, a summary, no traceback,
+and a video being saved is finalized and readable."""
 
 import os
 import signal
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
-from .support import REPO, write_png
+from .support import REPO, SAMPLE_VIDEO, edge_cifar_process, wait_for_url, write_png
 
 FRAMES = 20000  # far more than the process gets through before it is stopped
 
 
-def start(*args):
+def ignore_sigint() -> None:
+    """What bash does for a job started with `&` when job control is off (a script, CI)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start(*args, sigint_ignored=False):
     return subprocess.Popen(
         [sys.executable, "-m", "edge_cifar", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
+        preexec_fn=ignore_sigint if sigint_ignored else None,
     )
 
 
-def test_ctrl_c_stops_the_camera_with_a_summary(model_path, tmp_path):
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["sigint-default", "sigint-ignored"])
+def test_ctrl_c_stops_the_camera_with_a_summary(model_path, tmp_path, sigint_ignored):
     image = write_png(tmp_path / "frame.png", np.full((32, 32, 3), 128, np.uint8))
-    process = start("camera", "--headless", *[a for _ in range(FRAMES) for a in ("-d", image)])
+    process = start(
+        "camera",
+        "--headless",
+        *[a for _ in range(FRAMES) for a in ("-d", image)],
+        sigint_ignored=sigint_ignored,
+    )
     try:
         first_line = process.stdout.readline()  # the loop is running
         process.send_signal(signal.SIGINT)
@@ -63,3 +77,37 @@ def test_a_reader_closing_stdout_ends_the_command_quietly(model_path, tmp_path, 
     assert "Traceback" not in stderr and "error" not in stderr
     if command == "camera":
         assert "stopped by output closed" in stderr
+
+
+def readable_frames(path):
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+@pytest.mark.parametrize("command", ["camera", "serve"])
+def test_sigterm_ends_the_loop_and_finalizes_the_saved_video(model_path, tmp_path, command):
+    saved = tmp_path / "out.mp4"
+    # --realtime: the 20 s sample plays at its 6 FPS, so SIGTERM lands mid-video.
+    args = [command, "-d", SAMPLE_VIDEO, "--headless", "--realtime", "--json", "--save", saved]
+    process = edge_cifar_process(*args, *(["--port", 0] if command == "serve" else []))
+    try:
+        if command == "serve":
+            wait_for_url(process)
+        for _ in range(6):
+            assert process.stdout.readline().startswith('{"frame"')
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    summary = stderr.strip().splitlines()[-1]
+    assert "stopped by SIGTERM" in summary, summary
+    counted = int(summary.split(": ", 1)[1].split(" frames")[0])
+    assert 6 <= counted < 120
+    # Every frame the loop counted was written, and the container was finalized to read them.
+    assert readable_frames(saved) == counted

@@ -6,13 +6,16 @@ on file descriptor 2 is seen too, and a crash would show as an exit code instead
 
 import importlib.util
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from edge_cifar.model_files import int8_filename
+from edge_cifar.sources import ImageTooLargeError, decode_image
 
-from .support import DATA, write_png
+from .support import DATA, REPO, png_bomb, write_png
 
 BAD_INPUT = 2
 
@@ -136,3 +139,54 @@ def test_no_shipped_model_is_one_error_line(cli_process, tmp_path, image):
     result = cli_process("classify", image, pythonpath=tmp_path / "pkg")
     expected = f"no shipped model {int8_filename()}"
     result.assert_one_error_line(BAD_INPUT, expected, "--model PATH")
+
+
+def test_a_decompression_bomb_to_classify_is_refused_undecoded(model_path, bomb_png, image):
+    def peak_mib(*args):
+        """(stderr, exit code, peak resident MiB) of `python -m edge_cifar ARGS`."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edge_cifar", *map(str, args)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        stderr = process.stderr.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        return stderr, process.returncode, usage.ru_maxrss / 1024  # KiB on Linux
+
+    stderr, code, bomb_peak = peak_mib("classify", bomb_png)
+    _, _, plain_peak = peak_mib("classify", image)
+    [line] = stderr.strip().splitlines()
+    assert code == 1 and line.startswith(f"error: {bomb_png}: declares ")
+    assert "MP limit; not decoded" in line
+    # Decoded it would take 1.2 GB; refused from its header it costs what a small image costs.
+    assert bomb_peak - plain_peak < 200, (bomb_peak, plain_peak)
+
+
+def test_an_image_declaring_more_than_the_pixel_limit_names_its_size(tmp_path):
+    bomb = png_bomb(tmp_path / "big.png", 8000, 6000)
+    with pytest.raises(ImageTooLargeError, match=r"declares 8000x6000 pixels \(48 MP\), more than"):
+        decode_image(bomb.read_bytes(), "big.png")
+    decoded = decode_image(bomb.read_bytes(), "big.png", max_pixels=48_000_000)
+    assert decoded.shape == (6000, 8000, 3)  # the limit, not the file, refused it
+
+
+def test_no_opencv_is_one_error_line_naming_both_extras():
+    # -S: no site-packages, so no cv2 (nor anything else installed): the check comes first.
+    launcher = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+        "from edge_cifar.__main__ import main; main()"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-S", "-c", launcher, "info", "model.tflite"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        "error: edge-cifar needs OpenCV: pip install opencv-python-headless (no window) "
+        "or opencv-python (camera window), never both\n"
+    )

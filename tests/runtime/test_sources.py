@@ -1,6 +1,7 @@
 """Frame sources: what `--device` opens, how reads fail, and how image paths are expanded."""
 
 import importlib.util
+import itertools
 
 import cv2
 import numpy as np
@@ -137,3 +138,66 @@ def test_a_source_that_yields_no_frame_at_all_is_a_source_error():
 def test_to_bgr_refuses_two_channel_images():
     with pytest.raises(ValueError, match="gray, BGR or BGRA"):
         to_bgr(np.zeros((4, 4, 2), np.uint8))
+
+
+class ScriptedSource:
+    """A live source that yields `count` frames, then ends as an unplugged camera's reads do."""
+
+    live, fps = True, 30.0
+
+    def __init__(self, count, fail=False):
+        self.name, self.count, self.fail, self.closed = "camera 9", count, fail, False
+
+    def frames(self):
+        for _ in range(self.count):
+            yield IMAGE
+        if self.fail:
+            raise SourceError("camera 9: no frame could be read")
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_lost_live_source_is_reopened_with_backoff_and_resumes():
+    import threading
+    import time
+
+    first, later = ScriptedSource(3), ScriptedSource(2, fail=True)
+    attempts = []
+
+    def reopen():
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:  # still unplugged twice
+            raise SourceError("camera 9: cannot open camera")
+        return later
+
+    stop, states = threading.Event(), []
+    source = sources.ReopeningSource(first, reopen, stop, states.append, first_pause_s=0.05)
+    seen = 0
+    for _ in source.frames():
+        seen += 1
+        if seen == 5:
+            stop.set()
+    assert seen == 5 and source.reopened == 1
+    assert states == [False, True]  # lost, then back (the stop ends it quietly)
+    assert first.closed and later.closed
+    pauses = [b - a for a, b in itertools.pairwise(attempts)]
+    assert pauses[1] > pauses[0] * 1.5  # the wait doubles
+
+
+def test_a_stop_ends_the_wait_for_a_lost_source_at_once():
+    import threading
+    import time
+
+    stop = threading.Event()
+
+    def never():
+        raise SourceError("gone")
+
+    source = sources.ReopeningSource(ScriptedSource(1), never, stop, first_pause_s=5.0)
+    frames = source.frames()
+    next(frames)
+    threading.Timer(0.2, stop.set).start()
+    start = time.monotonic()
+    assert list(frames) == []
+    assert time.monotonic() - start < 2
