@@ -84,12 +84,14 @@ def camera_effects(probability: float) -> Callable[[tf.Tensor, tf.Tensor], tf.Te
         return tf.image.stateless_random_jpeg_quality(image, *JPEG_QUALITY_RANGE, seed)
 
     def apply(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        shape = image.shape
         seeds = tf.random.experimental.stateless_split(seed, EFFECTS + 1)
         strikes = tf.random.stateless_uniform([EFFECTS], seeds[0]) < probability
         pixels = tf.cast(image, tf.float32) / 255.0
         for number, effect in enumerate((blur, exposure, noise)):
             pixels = _maybe(strikes[number], effect, pixels, seeds[number + 1])
         image = tf.cast(tf.round(tf.clip_by_value(pixels, 0.0, 1.0) * 255.0), tf.uint8)
-        return _maybe(strikes[3], jpeg, image, seeds[EFFECTS])
+        # JPEG's and the conds' outputs lose the static shape; what follows (cutout) needs it.
+        return tf.ensure_shape(_maybe(strikes[3], jpeg, image, seeds[EFFECTS]), shape)
 
     return apply

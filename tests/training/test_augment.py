@@ -99,3 +99,10 @@ def test_camera_effects_are_the_same_for_the_same_seed_and_off_at_zero() -> None
     assert np.array_equal(camera_augmented(split, 0.5, seed=2), camera_augmented(split, 0.5, 2))
     assert not np.array_equal(camera_augmented(split, 0.5, 2), camera_augmented(split, 0.5, 3))
     assert np.array_equal(camera_augmented(split, 0.0), augmented(split, cutout=0))
+
+
+def test_camera_effects_and_cutout_go_together() -> None:
+    split = two_tone_split()
+    batches = training_dataset(split, one_hot(split.labels), 64, 0, cutout=8, camera_augment=0.5)
+    images, _ = next(iter(batches))
+    assert images.shape == (64, 32, 32, 3)
