@@ -103,6 +103,7 @@ def test_camera_effects_are_the_same_for_the_same_seed_and_off_at_zero() -> None
 
 def test_camera_effects_and_cutout_go_together() -> None:
     split = two_tone_split()
-    batches = training_dataset(split, one_hot(split.labels), 64, 0, cutout=8, camera_augment=0.5)
+    targets = one_hot(split.labels, split.classes)
+    batches = training_dataset(split, targets, 64, 0, cutout=8, camera_augment=0.5)
     images, _ = next(iter(batches))
     assert images.shape == (64, 32, 32, 3)
