@@ -139,6 +139,17 @@ def load_model(model: Path | None, runtime: Runtime | None, threads: int | None)
     )
 
 
+def make_classifier(
+    model: Model, top_k: int, input_range: InputRange | None, labels: Path | None
+) -> Classifier:
+    return Classifier(
+        model,
+        top_k=top_k,
+        input_range=input_range.value if input_range else None,
+        labels_file=labels,
+    )
+
+
 def load_classifier(
     model: Path | None,
     runtime: Runtime | None,
@@ -147,12 +158,7 @@ def load_classifier(
     input_range: InputRange | None,
     labels: Path | None,
 ) -> Classifier:
-    classifier = Classifier(
-        load_model(model, runtime, threads),
-        top_k=top_k,
-        input_range=input_range.value if input_range else None,
-        labels_file=labels,
-    )
+    classifier = make_classifier(load_model(model, runtime, threads), top_k, input_range, labels)
     for note in classifier.meaning.notes:
         typer.echo(f"note: {note}", err=True)
     return classifier
@@ -352,11 +358,8 @@ def serve(
             raise SourceError(SERVE_HINT) from None
         classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
         # POST /classify has its own interpreter (one thread): the loop's never changes thread.
-        uploads = Classifier(
-            load_model(classifier.model.path, runtime, 1),
-            top_k=top_k,
-            input_range=input_range.value if input_range else None,
-            labels_file=labels,
+        uploads = make_classifier(
+            load_model(classifier.model.path, runtime, 1), top_k, input_range, labels
         )
         # Built first: it binds the port, so a taken one is an error before the camera opens.
         service = WebService(classifier.model, uploads, host, port, token)

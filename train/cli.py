@@ -576,18 +576,16 @@ def robustness(
 def tflite_scorer(
     model_path: Path, input_range: str | None = None
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """Class scores of a .tflite model through edge_cifar, the model loaded once; a bad model file
-    is one line and exit 2, before any corrupted image is made."""
-    from edge_cifar.classifier import Classifier
-    from edge_cifar.interpreter import Model, ModelError
-    from train.evaluate import classifier_scores
+    """`train.evaluate.tflite_scorer`; a bad model file is one line and exit 2, before any
+    corrupted image is made."""
+    from edge_cifar.interpreter import ModelError
+    from train.evaluate import tflite_scorer as load_scorer
 
     try:
-        classifier = Classifier(Model(model_path, threads=1), input_range=input_range)
+        return load_scorer(model_path, input_range)
     except ModelError as error:
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
-    return lambda images: classifier_scores(classifier, images)
 
 
 @app.command("stamp")

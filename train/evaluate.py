@@ -35,9 +35,18 @@ def classifier_scores(classifier: Classifier, images: np.ndarray) -> np.ndarray:
     return scores
 
 
+def tflite_scorer(
+    model_path: Path, input_range: str | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Class scores of a TFLite model for RGB images, through the camera's code; the model is
+    loaded (and checked against its card) once, here, however often the scorer runs."""
+    classifier = Classifier(Model(model_path, threads=1), input_range=input_range)
+    return functools.partial(classifier_scores, classifier)
+
+
 def tflite_scores(model_path: Path, images: np.ndarray) -> np.ndarray:
     """Class scores of a TFLite model for RGB images, through the camera's code."""
-    return classifier_scores(Classifier(Model(model_path, threads=1)), images)
+    return tflite_scorer(model_path)(images)
 
 
 def keras_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:
@@ -99,7 +108,7 @@ def evaluate_robustness(
     from train.robustness import ModelUnderTest, benchmark
 
     models = [
-        ModelUnderTest(kind, functools.partial(tflite_scores, path))
+        ModelUnderTest(kind, tflite_scorer(path))
         for kind, path in (("float", files.float_model), ("int8", files.int8_model))
     ]
     models += [ModelUnderTest(name, scorer) for name, scorer in references.items()]

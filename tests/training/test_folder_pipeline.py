@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from train_command import run_train
 
 from edge_cifar.interpreter import Model
 from train import data
@@ -53,13 +54,7 @@ def folder_run(tmp_path_factory, cifar10_dir):
     runs, firmware = root / "runs", root / "firmware_models"
     command = ["--images", str(images), "--name", "parts", "quantize", "--quick"]
     outputs = ["--runs-dir", str(runs), "--firmware-dir", str(firmware)]
-    result = subprocess.run(
-        [sys.executable, "-m", "train", *command, *outputs],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_train(*command, *outputs)
     assert result.returncode == 0, result.stderr[-3000:]
     return runs / "parts-quick", firmware, held_out
 

@@ -6,13 +6,12 @@ exit 2, before any training, and nothing written to the firmware folder or the r
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from train_command import run_train
 
 from train import folders
 from train.data import DataError
@@ -160,13 +159,7 @@ def test_bad_folder_is_one_line_exit_2_and_writes_nothing(tmp_path, case):
     )
     command = ["--images", str(root), "--name", "parts", "quantize", "--quick"]
     outputs = ["--firmware-dir", str(firmware), "--runs-dir", str(runs)]
-    result = subprocess.run(
-        [sys.executable, "-m", "train", *command, *outputs],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_train(*command, *outputs)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith("error: ") and BAD_CASES[case] in lines[0]

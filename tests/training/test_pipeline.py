@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import train_command
 
 from edge_cifar.interpreter import Model
 from edge_cifar.model_files import DEFAULT_MODEL
@@ -28,15 +29,8 @@ QUICK_MODEL = "default"
 
 
 def run_train(*args: str, cifar10_dir: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CIFAR10_DIR": str(cifar10_dir or "")}
-    return subprocess.run(
-        [sys.executable, "-m", "train", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        **kwargs,
+    return train_command.run_train(
+        *args, env={**os.environ, "CIFAR10_DIR": str(cifar10_dir or "")}, **kwargs
     )
 
 
