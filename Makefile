@@ -92,6 +92,14 @@ bench: $(LITERT_VENV)/.installed
 	$(LITERT_VENV)/bin/edge-cifar bench firmware_models/*.tflite $(REFERENCES) --threads 1 > reports/.bench.txt
 	mv reports/.bench.txt reports/bench.txt && cat reports/bench.txt
 
+.PHONY: sketch
+# Each config's untrained net as full INT8, benchmarked beside the references in one run: an
+# architecture's size, multiply-adds and latency before any training (train/sketch.py).
+SKETCH ?= default tiny
+sketch: $(TRAIN_VENV)/.installed $(LITERT_VENV)/.installed
+	$(TRAIN_VENV)/bin/python -m train sketch $(SKETCH) --out-dir runs/sketch
+	$(LITERT_VENV)/bin/edge-cifar bench $(foreach m,$(SKETCH),runs/sketch/$(m)_sketch_int8.tflite) $(REFERENCES) --threads 1
+
 .PHONY: robustness
 # Every shipped INT8 model and the references under the 14 corruptions x 5 severities, all 10,000
 # test images (reports/robustness/: table, JSON, plot); IMAGES=2000 for a shorter run.

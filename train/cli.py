@@ -501,6 +501,23 @@ def compare(
 
 
 @app.command()
+def sketch(
+    models: Annotated[list[str], typer.Argument(help="Config names (train/models.py).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Where <model>_sketch_int8.tflite files go.")
+    ] = Path("runs/sketch"),
+) -> None:
+    """Each config's untrained net as a full-INT8 file, for `edge-cifar bench` beside the
+    references: size, multiply-adds and latency before any training."""
+    from train.sketch import sketch_int8
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in models:
+        path = sketch_int8(config_for(name, quick=False), out_dir / f"{name}_sketch_int8.tflite")
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)", file=sys.stderr)
+
+
+@app.command()
 def throughput(
     models: Annotated[list[str], typer.Argument(help="Config names (train/models.py).")],
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 128,
