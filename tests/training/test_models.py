@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import tf_keras as keras
+from train_command import run_train
 
 from edge_cifar.interpreter import Model
 from train.convert import non_integer_tensors
@@ -51,3 +52,12 @@ def test_shipped_card_matches_the_config_architecture(name: str) -> None:
         pytest.skip(f"{name} is not shipped")
     # A changed architecture would no longer load the shipped model's weights: retrain it.
     assert CONFIGS[name].build().count_params() == json.loads(card.read_text())["parameters"]
+
+
+def test_sketch_command_writes_a_full_int8_file_per_config(tmp_path: Path) -> None:
+    result = run_train("sketch", "tiny", "tiny-next", "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for name in ("tiny", "tiny-next"):
+        path = tmp_path / f"{name}_sketch_int8.tflite"
+        assert non_integer_tensors(path) == []
+        assert Model(path).multiply_adds() == keras_multiply_adds(CONFIGS[name].build())
