@@ -292,7 +292,13 @@ def card_markdown(card: dict[str, Any]) -> str:
         ),
         *cost_lines(card),
         "- augmentation: random crop and mirror"
-        + (f", cutout {cutout} x {cutout} px" if (cutout := recipe.get("cutout")) else ""),
+        + (f", cutout {cutout} x {cutout} px" if (cutout := recipe.get("cutout")) else "")
+        + (
+            ", camera effects (blur, exposure and contrast, sensor noise, JPEG; "
+            f"train/camera_augment.py), each with probability {camera:g}"
+            if (camera := recipe.get("camera_augment"))
+            else ""
+        ),
         *(
             [
                 f"- distilled from `{teacher}`: {recipe['distillation_weight']:g} of every "

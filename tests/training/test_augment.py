@@ -1,11 +1,15 @@
 """Training augmentation: crop + mirror always, camera effects and cutout when the recipe asks."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from train.camera_augment import blur_kernels
 from train.data import Split
 from train.pipeline import one_hot, training_dataset
+from train.ship import card_markdown
 
 LIGHT, DARK = 200, 0
 
@@ -107,3 +111,16 @@ def test_camera_effects_and_cutout_go_together() -> None:
     batches = training_dataset(split, targets, 64, 0, cutout=8, camera_augment=0.5)
     images, _ = next(iter(batches))
     assert images.shape == (64, 32, 32, 3)
+
+
+@pytest.mark.parametrize("camera", [0.0, 0.1])
+def test_the_card_names_every_augmentation_its_recipe_used(camera: float) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "firmware_models" / "default.card.json"
+    card = json.loads(shipped.read_text())
+    card["training"]["recipe"] |= {"cutout": 12, "camera_augment": camera}
+    (line,) = [
+        line for line in card_markdown(card).splitlines() if line.startswith("- augmentation")
+    ]
+    assert "cutout 12 x 12 px" in line
+    assert ("camera effects" in line) == bool(camera)
+    assert ("probability 0.1" in line) == bool(camera)
