@@ -23,6 +23,7 @@ from typing import Any
 from edge_cifar.interpreter import Model
 from edge_cifar.model_files import CHECKOUT_MODELS_DIR
 from train.artifacts import RunFiles
+from train.camera_augment import EFFECT_NAMES
 from train.convert import with_uint8_interface
 from train.cost import training_cost
 from train.labels import CLASS_NAMES
@@ -294,8 +295,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         "- augmentation: random crop and mirror"
         + (f", cutout {cutout} x {cutout} px" if (cutout := recipe.get("cutout")) else "")
         + (
-            ", camera effects (blur, exposure and contrast, sensor noise, JPEG; "
-            f"train/camera_augment.py), each with probability {camera:g}"
+            f", camera effects ({', '.join(EFFECT_NAMES)}; train/camera_augment.py), "
+            f"each with probability {camera:g}"
             if (camera := recipe.get("camera_augment"))
             else ""
         ),
