@@ -160,6 +160,8 @@ def prepare(
     files = run_files(model, quick, runs_dir, source)
     dataset, train, validation = load_data(data_dir, quick, files, source)
     config = folder_run_config(model, quick, train, source) if source else config_for(model, quick)
+    if config.recipe.all_train_images:
+        train, validation = data.with_validation_joined(train, validation)
     from train.devices import split_cpu
 
     split_cpu(devices)
@@ -445,6 +447,8 @@ def report(
         # The artefacts first: a run that never finished fails before the data set is read.
         run = load_run(files, firmware_dir / f"{files.model_name}.card.json")
         dataset, train, validation = load_data(data_dir, quick, files, source)
+        if source is None and config_for(model, quick).recipe.all_train_images:
+            train, validation = data.with_validation_joined(train, validation)
         index = write_report(run, dataset.test, train, validation, out_dir)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)

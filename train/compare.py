@@ -32,7 +32,8 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     """'name:field=value,field=value' -> (name, {field: value}), each value converted to the
     Recipe field's type; 'base' alone is the config's own recipe."""
     name, _, assignments = text.partition(":")
-    fields = {f.name: f for f in dataclasses.fields(Recipe)}
+    # A variant is scored on the validation images, so it can never train on them.
+    fields = {f.name: f for f in dataclasses.fields(Recipe) if f.name != "all_train_images"}
     changes: dict[str, Any] = {}
     for assignment in filter(None, assignments.split(",")):
         key, _, value = assignment.partition("=")
@@ -72,7 +73,7 @@ def run_variant(
     runs_dir: Path,
 ) -> dict[str, Any]:
     """Train the variant's float model (or reuse its weights) and score it on `validation`."""
-    recipe = dataclasses.replace(config.recipe, **changes)
+    recipe = dataclasses.replace(config.recipe, **changes, all_train_images=False)
     files = RunFiles(runs_dir / f"{config.name}-{name}", config.name)
     claim_run(files, recipe.as_dict(), Recipe().as_dict())
     started = time.monotonic()

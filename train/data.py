@@ -267,6 +267,17 @@ def stratified_split(
     return split.take(kept), split.take(held_out)
 
 
+def with_validation_joined(train: Split, validation: Split) -> tuple[Split, Split]:
+    """The final run's splits: the validation images join the training images, and nothing is
+    held out (every recipe choice was made on validation runs before)."""
+    joined = Split(
+        np.concatenate([train.images, validation.images]),
+        np.concatenate([train.labels, validation.labels]),
+        train.class_names,
+    )
+    return joined, validation.take(np.arange(0))
+
+
 def subset(split: Split, size: int, seed: int = 0) -> Split:
     """A class-balanced random subset (for QUICK runs)."""
     if size >= len(split):

@@ -164,7 +164,8 @@ def train_phase(
             train, targets, recipe.batch_size, recipe.seed, recipe.cutout, recipe.camera_augment
         ),
         epochs=phase.epochs,
-        validation_data=evaluation_dataset(validation),
+        # None: a final run on all training images holds none out.
+        validation_data=evaluation_dataset(validation) if len(validation) else None,
         callbacks=[
             keras.callbacks.BackupAndRestore(str(backup_dir)),
             HistoryLog(files.history(phase.name), phase.name, phase.precision),

@@ -30,6 +30,9 @@ class Recipe:
     label_smoothing: float = 0.1
     cutout: int = 0  # side in pixels of the square cutout paints over each training image; 0: none
     camera_augment: float = 0.0  # probability of each camera effect (train/camera_augment.py)
+    # The final run of a recipe chosen on validation runs: the validation images join the
+    # training images (CIFAR-10: all 50,000), and the run reports no validation accuracy.
+    all_train_images: bool = False
     qat_epochs: int = 2
     qat_lr: float = (
         2e-3  # QAT fine-tunes a trained model: a small, decaying step keeps its accuracy
@@ -249,6 +252,8 @@ def folder_config(
         # Cutout and the crop padding cover the same share of a larger input as of a 32 x 32 one.
         cutout=config.recipe.cutout * size // INPUT_SHAPE[0],
         teacher=None,
+        # A folder's recipe was not chosen on that folder's validation images: keep them out.
+        all_train_images=False,
         pretrained=pretrained,
         peak_lr=FINE_TUNE_PEAK_LR if pretrained else config.recipe.peak_lr,
     )

@@ -271,8 +271,10 @@ def training_curves_png(history: list[dict[str, Any]], model_name: str) -> bytes
                 label="QAT epochs",
             )
         axes.plot(epochs, [e[name] for e in history], marker=marker, label="train")
-        validation = [e.get(f"val_{name}", np.nan) for e in history]
-        axes.plot(epochs, validation, marker=marker, linestyle="--", label="validation")
+        # A final run on all training images has no validation curve.
+        if any(f"val_{name}" in e for e in history):
+            validation = [e.get(f"val_{name}", np.nan) for e in history]
+            axes.plot(epochs, validation, marker=marker, linestyle="--", label="validation")
         axes.set_title(name)
         axes.set_xlabel("epoch (float, then QAT)")
         axes.set_ylabel(name)
@@ -480,7 +482,9 @@ def data_overview_png(train: Split, validation: Split, test: Split) -> bytes:
     sample_axes.set_xticks([])
     sample_axes.set_title(f"training images, the first {SAMPLES_PER_CLASS} of each class")
     positions = np.arange(len(names))
-    splits = (("train", train), ("validation", validation), ("test (evaluated)", test))
+    named = (("train", train), ("validation", validation), ("test (evaluated)", test))
+    # A final run on all training images has no validation split to draw.
+    splits = tuple((name, split) for name, split in named if len(split))
     width = 0.8 / len(splits)
     tallest = 0
     for number, (name, split) in enumerate(splits):

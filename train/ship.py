@@ -235,6 +235,19 @@ def cost_lines(card: dict[str, Any]) -> list[str]:
     ]
 
 
+def split_text(training: dict[str, Any]) -> str:
+    """Which training images the model learned from, and which were held out."""
+    if training["validation_images"] == 0:
+        return (
+            f"all {training['train_images']:,} training images (the recipe was chosen on "
+            "validation runs; this final run held none out)"
+        )
+    return (
+        f"{training['train_images']:,} training / {training['validation_images']:,} "
+        "validation images (validation held out of the training set)"
+    )
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     int8, training = card["int8_model"], card["training"]
     recipe = training["recipe"]
@@ -282,8 +295,7 @@ def card_markdown(card: dict[str, Any]) -> str:
             else ""
         ),
         f"- operators (INT8): {ops}",
-        f"- training: {training['train_images']:,} training / {training['validation_images']:,} "
-        "validation images (validation held out of the training set), "
+        f"- training: {split_text(training)}, "
         f"{recipe['epochs']} float + {recipe['qat_epochs']} QAT epochs, "
         f"{training['total_seconds'] / 60:.0f} minutes on "
         + (
