@@ -95,7 +95,7 @@ bench: $(LITERT_VENV)/.installed
 .PHONY: sketch
 # Each config's untrained net as full INT8, benchmarked beside the references in one run: an
 # architecture's size, multiply-adds and latency before any training (train/sketch.py).
-SKETCH ?= default tiny tiny-next
+SKETCH ?= default tiny
 sketch: $(TRAIN_VENV)/.installed $(LITERT_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train sketch $(SKETCH) --out-dir runs/sketch
 	$(LITERT_VENV)/bin/edge-cifar bench $(foreach m,$(SKETCH),runs/sketch/$(m)_sketch_int8.tflite) $(REFERENCES) --threads 1

@@ -55,9 +55,9 @@ def test_shipped_card_matches_the_config_architecture(name: str) -> None:
 
 
 def test_sketch_command_writes_a_full_int8_file_per_config(tmp_path: Path) -> None:
-    result = run_train("sketch", "tiny", "tiny-next", "--out-dir", str(tmp_path))
+    result = run_train("sketch", "tiny", "seed", "--out-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    for name in ("tiny", "tiny-next"):
+    for name in ("tiny", "seed"):
         path = tmp_path / f"{name}_sketch_int8.tflite"
         assert non_integer_tensors(path) == []
         assert Model(path).multiply_adds() == keras_multiply_adds(CONFIGS[name].build())
