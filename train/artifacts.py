@@ -110,16 +110,10 @@ class RecipeMismatchError(DataError):
     """The run folder was started with another recipe: reported like bad input, before training."""
 
 
-def claim_run(
-    files: RunFiles, recipe: dict[str, Any], defaults: dict[str, Any] | None = None
-) -> None:
-    """Record the recipe a run folder trains with, or refuse to go on under a different one: its
-    checkpoints and weights would otherwise resume (or ship) as a mix of two recipes under a card
-    that names one. A field the recorded recipe lacks counts as its value in `defaults`: a recipe
-    option added later, left at its default, changes nothing about a run started before it."""
+def recorded_recipe(files: RunFiles) -> dict[str, Any]:
+    """The recipe the run folder was started with ({} before its first training)."""
     if not files.recipe.is_file():
-        write_atomic(files.recipe, json.dumps(recipe, indent=2).encode())
-        return
+        return {}
 
     def unreadable(reason: str) -> RecipeMismatchError:
         return RecipeMismatchError(
@@ -130,7 +124,20 @@ def claim_run(
     started = read_json(files.recipe, unreadable)
     if not isinstance(started, dict):
         raise unreadable(f"a JSON {type(started).__name__}, not an object")
-    started = {**(defaults or {}), **started}
+    return started
+
+
+def claim_run(
+    files: RunFiles, recipe: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> None:
+    """Record the recipe a run folder trains with, or refuse to go on under a different one: its
+    checkpoints and weights would otherwise resume (or ship) as a mix of two recipes under a card
+    that names one. A field the recorded recipe lacks counts as its value in `defaults`: a recipe
+    option added later, left at its default, changes nothing about a run started before it."""
+    if not files.recipe.is_file():
+        write_atomic(files.recipe, json.dumps(recipe, indent=2).encode())
+        return
+    started = {**(defaults or {}), **recorded_recipe(files)}
     changed = sorted(
         key for key in recipe.keys() | started.keys() if recipe.get(key) != started.get(key)
     )

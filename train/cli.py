@@ -13,7 +13,7 @@ import typer
 
 from edge_cifar.model_files import DEFAULT_MODEL
 from train import data
-from train.artifacts import RunFiles, claim_run
+from train.artifacts import RunFiles, claim_run, recorded_recipe
 
 if TYPE_CHECKING:
     from train.folders import FolderData
@@ -447,7 +447,8 @@ def report(
         # The artefacts first: a run that never finished fails before the data set is read.
         run = load_run(files, firmware_dir / f"{files.model_name}.card.json")
         dataset, train, validation = load_data(data_dir, quick, files, source)
-        if source is None and config_for(model, quick).recipe.all_train_images:
+        # How the run trained, from its folder: the config may have changed since.
+        if recorded_recipe(files).get("all_train_images", False):
             train, validation = data.with_validation_joined(train, validation)
         index = write_report(run, dataset.test, train, validation, out_dir)
     except ReportError as error:
