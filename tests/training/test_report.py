@@ -298,3 +298,36 @@ def test_a_card_from_another_evaluation_is_left_out(tmp_path, test_labels):
     assert report.load_run(RunFiles(run_dir, "seed"), card_path).card is None
     write_fake_card(card_path, evaluation)
     assert report.load_run(RunFiles(run_dir, "seed"), card_path).card is not None
+
+
+@pytest.mark.parametrize("final", [True, False], ids=["final run", "validation held out"])
+def test_the_report_reads_a_final_run_from_the_run_folder(
+    tmp_path, cifar10_dir, test_labels, monkeypatch, final
+):
+    from train.cli import QUICK_TRAIN, QUICK_VALIDATION
+
+    runs = tmp_path / "runs"
+    run_dir = runs / "seed-quick"
+    evaluation = write_fake_run(run_dir, test_labels)
+    write_fake_card(run_dir / "firmware_models" / "seed.card.json", evaluation)
+    # `seed`'s config never sets the flag: only the recorded recipe can say the run was final.
+    (run_dir / "recipe.json").write_text(json.dumps({"all_train_images": final}))
+    drawn: dict[str, int] = {}
+
+    def drawing(run, test, train, validation, out_dir):
+        drawn.update(train=len(train), validation=len(validation))
+        return out_dir / "index.md"
+
+    monkeypatch.setattr(report, "write_report", drawing)
+    result = CliRunner().invoke(
+        app,
+        [
+            *("report", "--model", "seed", "--quick"),
+            *("--runs-dir", str(runs), "--data-dir", str(cifar10_dir)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    joined = (QUICK_TRAIN + QUICK_VALIDATION, 0)
+    assert (drawn["train"], drawn["validation"]) == (
+        joined if final else (QUICK_TRAIN, QUICK_VALIDATION)
+    )
