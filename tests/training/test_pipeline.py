@@ -92,7 +92,7 @@ def test_reevaluating_the_shipped_int8_model_reproduces_its_card(quick_run, cifa
 
 
 def test_the_card_records_robustness_cost_cpu_and_precision(quick_run):
-    from train.cli import QUICK_TRAIN, ROBUSTNESS_QUICK_IMAGES
+    from train.cli import QUICK_TRAIN, QUICK_VALIDATION, ROBUSTNESS_QUICK_IMAGES
     from train.precision import FLOAT32, cpu_description, float_training_precision
 
     run_dir, _ = quick_run
@@ -106,8 +106,11 @@ def test_the_card_records_robustness_cost_cpu_and_precision(quick_run):
     macs = Model(run_dir / f"{QUICK_MODEL}_int8.tflite").multiply_adds()
     cost = card["training_cost"]
     assert cost["multiply_adds_per_image"] == card["multiply_adds"] == macs
-    batch = get_config(QUICK_MODEL, quick=True).recipe.batch_size
-    assert cost["images_seen"] == (3 + 1) * (QUICK_TRAIN // batch) * batch  # 3 float + 1 QAT
+    recipe = get_config(QUICK_MODEL, quick=True).recipe
+    assert recipe.all_train_images  # `default` ships from a final run: validation joins training
+    trained_on = QUICK_TRAIN + QUICK_VALIDATION
+    batch = recipe.batch_size
+    assert cost["images_seen"] == (3 + 1) * (trained_on // batch) * batch  # 3 float + 1 QAT
     assert cost["total_flops"] == cost["own_flops"] == 6 * macs * cost["images_seen"]
     float_history = json.loads((run_dir / "float_history.json").read_text())
     qat_history = json.loads((run_dir / "qat_history.json").read_text())
@@ -115,10 +118,13 @@ def test_the_card_records_robustness_cost_cpu_and_precision(quick_run):
     assert {e["dtype_policy"] for e in qat_history} == {FLOAT32}  # QAT always in float32
     assert card["training"]["precision"] == float_training_precision()
     assert card["training"]["cpu"] == cpu_description()
-    assert (
-        "mean corrupted accuracy"
-        in (run_dir / "firmware_models" / f"{QUICK_MODEL}.card.md").read_text()
+    assert (card["training"]["train_images"], card["training"]["validation_images"]) == (
+        trained_on,
+        0,
     )
+    card_md = (run_dir / "firmware_models" / f"{QUICK_MODEL}.card.md").read_text()
+    assert "mean corrupted accuracy" in card_md
+    assert f"all {trained_on:,} training images" in card_md
 
 
 def test_history_records_every_epoch_of_both_phases_on_both_devices(quick_run):
@@ -128,7 +134,8 @@ def test_history_records_every_epoch_of_both_phases_on_both_devices(quick_run):
     assert [e["epoch"] for e in float_history] == [0, 1, 2]
     assert [e["phase"] for e in qat_history] == ["qat"]
     for metric in ("loss", "accuracy", "precision", "recall"):
-        assert metric in float_history[-1] and f"val_{metric}" in float_history[-1]
+        # A final run holds no validation images out, so it has no validation metrics.
+        assert metric in float_history[-1] and f"val_{metric}" not in float_history[-1]
     assert {e["replicas"] for e in float_history + qat_history} == {2}
     # Training learns: the last epoch's loss is below the first's.
     assert float_history[-1]["loss"] < float_history[0]["loss"]
