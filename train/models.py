@@ -178,7 +178,7 @@ CONFIGS: dict[str, ModelConfig] = {
             pool_last=(True, False, True),
         ),
         recipe=Recipe(
-            epochs=90, qat_epochs=1, cutout=12, camera_augment=0.05, all_train_images=True
+            epochs=70, qat_epochs=1, cutout=12, camera_augment=0.05, all_train_images=True
         ),
         description="ResNet-9-style residual CNN, widths 16/32/64/128, its stage 1 and 3 "
         "residual pairs before the pools (52 M multiply-adds), trained with camera augmentation; "
