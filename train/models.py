@@ -187,8 +187,8 @@ CONFIGS: dict[str, ModelConfig] = {
             epochs=10, batch_size=1024, peak_lr=1.0, weight_decay=0.0133, label_smoothing=0.2
         ),
         description="airbench94's net and methods (patch-whitening layer, identity init, 64x "
-        "BatchNorm offset steps; 2.0 M parameters, 118 M multiply-adds): a float teacher for `default` and `tiny`, "
-        "never a device model.",
+        "BatchNorm offset steps; 2.0 M parameters, 118 M multiply-adds): a float teacher for "
+        "`default` and `tiny`, never a device model.",
     ),
 }
 
