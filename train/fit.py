@@ -15,6 +15,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
+from train.airbench import whiten_from
 from train.artifacts import RunFiles, write_atomic
 from train.data import Split
 from train.devices import training_strategy
@@ -198,7 +199,13 @@ def train_float(config: ModelConfig, train: Split, validation: Split, files: Run
         def build() -> keras.Model:
             return pretrained_model(config.build, pretrained, train)
 
-    return train_phase(phase, build, recipe=recipe, train=train, validation=validation, files=files)
+    def whitened() -> keras.Model:
+        # A whitening layer's filters come from the training images (train/airbench.py).
+        return whiten_from(build(), train)
+
+    return train_phase(
+        phase, whitened, recipe=recipe, train=train, validation=validation, files=files
+    )
 
 
 def save_weights(model: keras.Model, path: Path) -> None:
