@@ -94,16 +94,17 @@ class ScaledBiasModel(keras.Model):  # type: ignore[misc]
             loss = self.compute_loss(images, targets, predictions)
         variables = self.trainable_variables
         gradients = tape.gradient(loss, variables)
+        offsets = {
+            id(layer.beta)
+            for layer in self.layers
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.center
+        }
         scaled = [
-            gradient * BIAS_LR_SCALE if is_batchnorm_offset(variable) else gradient
+            gradient * BIAS_LR_SCALE if id(variable) in offsets else gradient
             for gradient, variable in zip(gradients, variables, strict=True)
         ]
         self.optimizer.apply_gradients(zip(scaled, variables, strict=True))
         return self.compute_metrics(images, targets, predictions, None)  # type: ignore[no-any-return]
-
-
-def is_batchnorm_offset(variable: tf.Variable) -> bool:
-    return "_bn/beta" in variable.name
 
 
 def whiten_from(model: keras.Model, train: Split) -> keras.Model:

@@ -58,12 +58,12 @@ def one_step_changes(model_class: type[keras.Model]) -> tuple[np.ndarray, np.nda
     keras.utils.set_random_seed(0)
     inputs = keras.Input((4, 4, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="a_conv")(inputs)
-    x = keras.layers.BatchNormalization(scale=False, name="a_bn")(x)
+    x = keras.layers.BatchNormalization(scale=False, name="norm")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(2, activation="softmax")(x)
     model = model_class(inputs, outputs)
     model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="categorical_crossentropy")
-    conv, beta = model.get_layer("a_conv").kernel, model.get_layer("a_bn").beta
+    conv, beta = model.get_layer("a_conv").kernel, model.get_layer("norm").beta
     before = conv.numpy(), beta.numpy()
     images = np.random.default_rng(1).uniform(size=(8, 4, 4, 3)).astype(np.float32)
     targets = np.eye(2, dtype=np.float32)[np.arange(8) % 2]
@@ -84,7 +84,7 @@ def test_the_teacher_is_airbench94s_net_and_trains_from_whitened_patches():
     model = teacher.build()
     assert isinstance(model, ScaledBiasModel)
     assert 1.9e6 < model.count_params() < 2.1e6
-    images = (correlated_images(64, seed=2)[:, :, :, :] * 255).clip(0, 255).astype(np.uint8)
+    images = (correlated_images(64, seed=2) * 255).clip(0, 255).astype(np.uint8)
     images = np.tile(images, (1, 2, 2, 1))  # 32 x 32
     split = Split(images, (np.arange(64) % 10).astype(np.uint8))
     whitening = whiten_from(model, split).get_layer("whitening")
