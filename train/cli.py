@@ -154,12 +154,22 @@ def prepare(
     quick: bool,
     runs_dir: Path,
     devices: int = 1,
+    *,
+    float_only_ok: bool = False,
 ) -> Run:
     # The data first: bad data fails in one line before TensorFlow starts and prints its own logs.
     source = folder_source(ctx)
     files = run_files(model, quick, runs_dir, source)
     dataset, train, validation = load_data(data_dir, quick, files, source)
     config = folder_run_config(model, quick, train, source) if source else config_for(model, quick)
+    if config.float_only and not float_only_ok:
+        # A float teacher is trained by `fit` and shipped by `quantize`; it has no QAT or INT8.
+        print(
+            f"error: {model} is a float teacher (no QAT, INT8 file or report); "
+            f"`make quantize MODEL={model}` trains and ships it",
+            file=sys.stderr,
+        )
+        raise typer.Exit(2)
     if config.recipe.all_train_images:
         train, validation = data.with_validation_joined(train, validation)
     from train.devices import split_cpu
@@ -233,7 +243,7 @@ def fit(
     devices: DevicesOption = 1,
 ) -> None:
     """Train the float model (resumes from its last checkpoint)."""
-    run = prepare(ctx, model, data_dir, quick, runs_dir, devices)
+    run = prepare(ctx, model, data_dir, quick, runs_dir, devices, float_only_ok=True)
     from train.fit import train_float
 
     train_float(run.config, run.train, run.validation, run.files)
@@ -337,26 +347,55 @@ def evaluate_and_ship(
     )
     if firmware_dir is None:
         return
-    source = run.source
     card = build_card(
         config,
         files,
         result,
         robustness,
         parameters=int(float_model.count_params()),
-        data_name=f"image folder {source.images}" if source else "CIFAR-10",
+        data_name=data_name(run),
         data_sha256=run.dataset.sha256,
         train_images=len(run.train),
         validation_images=len(run.validation),
-        command=(
-            f"make quantize DATA={source.images} NAME={source.name} SIZE={source.size}"
-            if source
-            else f"make quantize MODEL={config.name}"
-        )
-        + (" QUICK=1" if run.quick else "")
-        + (f" DEVICES={run.devices}" if run.devices > 1 else ""),
+        command=reproduce_command(run),
     )
     for path in ship(card, files, firmware_dir):
+        print(f"shipped {path}", file=sys.stderr)
+
+
+def data_name(run: Run) -> str:
+    return f"image folder {run.source.images}" if run.source else "CIFAR-10"
+
+
+def reproduce_command(run: Run) -> str:
+    """The one command that trains and ships this run's model again (its card quotes it)."""
+    source = run.source
+    return (
+        (
+            f"make quantize DATA={source.images} NAME={source.name} SIZE={source.size}"
+            if source
+            else f"make quantize MODEL={run.config.name}"
+        )
+        + (" QUICK=1" if run.quick else "")
+        + (f" DEVICES={run.devices}" if run.devices > 1 else "")
+    )
+
+
+def ship_float_teacher(run: Run, firmware_dir: Path) -> None:
+    """A float-only config's last steps: its float file, accuracy and card (train/teacher.py)."""
+    from train.teacher import ship_teacher, teacher_card
+
+    card = teacher_card(
+        run.config,
+        run.files,
+        data.subset(run.dataset.test, QUICK_TEST) if run.quick else run.dataset.test,
+        command=reproduce_command(run),
+        train_images=len(run.train),
+        validation_images=len(run.validation),
+        data_name=data_name(run),
+        data_sha256=run.dataset.sha256,
+    )
+    for path in ship_teacher(card, run.files, firmware_dir):
         print(f"shipped {path}", file=sys.stderr)
 
 
@@ -393,13 +432,16 @@ def quantize(
     reference: ReferenceOption = None,
 ) -> None:
     """The whole pipeline: float training (if no float model yet), QAT, conversion, the accuracy
-    check, and shipping to firmware_models/."""
-    run = prepare(ctx, model, data_dir, quick, runs_dir, devices)
+    check, and shipping to firmware_models/ (a float teacher: float training and shipping)."""
+    run = prepare(ctx, model, data_dir, quick, runs_dir, devices, float_only_ok=True)
     firmware_dir = firmware_dir or default_firmware_dir(run.files, quick)
     from train.fit import train_float
     from train.qat import train_qat
 
     train_float(run.config, run.train, run.validation, run.files)
+    if run.config.float_only:
+        ship_float_teacher(run, firmware_dir)
+        return
     train_qat(run.config, run.train, run.validation, run.files)
     convert_models(run)
     evaluate_and_ship(run, max_drop=max_drop, firmware_dir=firmware_dir, references=reference)

@@ -1,7 +1,7 @@
 """What training a model cost, in FLOPs: 6 per forward multiply-add per image seen (2 forward,
 4 backward), plus every teacher it learned from (the teacher's own training and its scoring pass
-over the student's training images, 2 FLOPs per multiply-add). Budgets are stated this way because
-wall time depends on the CPU (train/NOTES.md)."""
+over the student's training images and their mirrors, 2 FLOPs per multiply-add). Budgets are
+stated this way because wall time depends on the CPU (train/NOTES.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from train.artifacts import RunFiles
 
 TRAINING_FLOPS_PER_MAC = 6
 INFERENCE_FLOPS_PER_MAC = 2
+TEACHER_VIEWS = 2  # train/distill.py scores each training image and its mirror
 PHASES = ("float", "qat")
 
 
@@ -54,7 +55,7 @@ def teacher_cost(
     """A teacher's share of a student's cost: its training, and scoring the student's images."""
     macs = Model(firmware_dir / teacher_card["float_model"]["file"]).multiply_adds()
     training = card_training_flops(teacher_card, firmware_dir)
-    scoring = INFERENCE_FLOPS_PER_MAC * macs * train_images
+    scoring = INFERENCE_FLOPS_PER_MAC * macs * train_images * TEACHER_VIEWS
     return {
         "name": teacher_card["model"],
         "training_flops": training,

@@ -4,7 +4,9 @@ class scores.
 The teacher scores each training image once, unaugmented, through `edge_cifar` (the device's
 path); a crop shifted by a few pixels or a mirror image keeps nearly the same class distribution,
 so the scores serve every epoch's augmentations and distillation costs one pass over the data
-instead of a teacher forward pass per step.
+instead of a teacher forward pass per step. Each image's score is the mean of the image's and its
+mirror's: the student sees both at random, and the airbench teacher is 1.3 pt more accurate that
+way (train/NOTES.md, session 16).
 """
 
 from __future__ import annotations
@@ -34,7 +36,18 @@ def teacher_path(teacher: str) -> Path:
 def _fingerprint(model_bytes: bytes, split: Split) -> str:
     digest = hashlib.sha256(model_bytes)
     digest.update(np.ascontiguousarray(split.images).data)
+    # Caches of single-view scores (before the mirror joined) do not match.
+    digest.update(b"image and mirror")
     return digest.hexdigest()
+
+
+def two_view_scores(model_path: Path, images: np.ndarray) -> np.ndarray:
+    """A teacher's class scores for RGB images: the mean over each image and its mirror."""
+    from train.evaluate import tflite_scores
+
+    mirrored = np.ascontiguousarray(images[:, :, ::-1])
+    scores: np.ndarray = tflite_scores(model_path, images) + tflite_scores(model_path, mirrored)
+    return scores / 2
 
 
 def recorded_teacher_sha256(cache: Path) -> str | None:
@@ -61,11 +74,12 @@ def teacher_scores(model_path: Path, split: Split, cache: Path) -> np.ndarray:
             # A cache from before the teacher's digest was recorded is scored again.
             if "teacher_sha256" in stored.files and str(stored["fingerprint"]) == fingerprint:
                 return np.asarray(stored["scores"])
-    from train.evaluate import tflite_scores
-
     started = time.monotonic()
-    print(f"distillation: scoring {len(split)} images with {model_path}", file=sys.stderr)
-    scores = tflite_scores(model_path, split.images)
+    print(
+        f"distillation: scoring {len(split)} images and their mirrors with {model_path}",
+        file=sys.stderr,
+    )
+    scores = two_view_scores(model_path, split.images)
     print(f"distillation: teacher done in {time.monotonic() - started:.0f} s", file=sys.stderr)
     write_npz(
         cache,

@@ -64,6 +64,9 @@ class ModelConfig:
     int8_budget_kib: int | None = None  # the largest INT8 file the config's target device takes
     input_size: int = INPUT_SHAPE[0]  # square inputs: the side in pixels
     classes: int = NUM_CLASSES
+    # A distillation teacher: never quantized or put on a device, so it ships its float file and
+    # card only (train/teacher.py).
+    float_only: bool = False
 
     def build(self) -> keras.Model:
         return self.architecture((self.input_size, self.input_size, 3), self.classes)
@@ -193,6 +196,7 @@ CONFIGS: dict[str, ModelConfig] = {
         description="airbench94's net and methods (patch-whitening layer, identity init, 64x "
         "BatchNorm offset steps; 2.0 M parameters, 118 M multiply-adds): a float teacher for "
         "`default` and `tiny`, never a device model.",
+        float_only=True,
     ),
 }
 

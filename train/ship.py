@@ -114,6 +114,57 @@ def robustness_summary(robustness: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def shared_card_facts(
+    config: ModelConfig,
+    files: RunFiles,
+    *,
+    command: str,
+    labels: list[str],
+    parameters: int,
+    multiply_adds: int,
+    train_images: int,
+    validation_images: int,
+    data_name: str,
+    data_sha256: str,
+) -> dict[str, Any]:
+    """What every card records, a device model's or a float teacher's: what the model is, its
+    float file, how it was trained, on what, and what that cost."""
+    float_seconds = training_seconds(files, "float")
+    qat_seconds = training_seconds(files, "qat")
+    return {
+        "model": config.name,
+        "description": config.description,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "labels": labels,
+        "input_size": config.input_size,
+        "parameters": parameters,
+        "multiply_adds": multiply_adds,
+        "float_model": _file_facts(files.float_model, f"{config.name}_float.tflite"),
+        "training": {
+            "recipe": config.recipe.as_dict(),
+            "train_images": train_images,
+            "validation_images": validation_images,
+            "float_seconds": round(float_seconds, 1),
+            "qat_seconds": round(qat_seconds, 1),
+            "total_seconds": round(float_seconds + qat_seconds, 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "cpu": cpu_description(),
+            "precision": float_precision(files),
+        },
+        "training_cost": training_cost(
+            files,
+            multiply_adds=multiply_adds,
+            train_images=train_images,
+            batch_size=config.recipe.batch_size,
+            teacher=config.recipe.teacher,
+            firmware_dir=CHECKOUT_MODELS_DIR,
+        ),
+        "data": {"name": data_name, "sha256": data_sha256},
+        "versions": package_versions(),
+    }
+
+
 def build_card(
     config: ModelConfig,
     files: RunFiles,
@@ -146,17 +197,25 @@ def build_card(
         if tuple(evaluation["class_names"]) != CLASS_NAMES
         else None
     )
-    float_seconds = training_seconds(files, "float")
-    qat_seconds = training_seconds(files, "qat")
     int8_report = evaluation["reports"]["int8_tflite"]
-    multiply_adds = Model(files.int8_model).multiply_adds()
+    card = shared_card_facts(
+        config,
+        files,
+        command=command,
+        labels=evaluation["class_names"],
+        parameters=parameters,
+        multiply_adds=Model(files.int8_model).multiply_adds(),
+        train_images=train_images,
+        validation_images=validation_images,
+        data_name=data_name,
+        data_sha256=data_sha256,
+    )
+    card["training"].update(
+        teacher_sha256=recorded_teacher_sha256(files.teacher_scores(teacher)) if teacher else None,
+        pretrained_sha256=pretrained_sha256,
+    )
     return {
-        "model": config.name,
-        "description": config.description,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "labels": evaluation["class_names"],
-        "input_size": config.input_size,
+        **card,
         "start": start,
         "int8_accuracy": evaluation["accuracy"]["int8_tflite"],
         "float_accuracy": evaluation["accuracy"]["float_keras"],
@@ -167,38 +226,10 @@ def build_card(
         "int8_per_class": int8_report["per_class"],
         "int8_macro_avg": int8_report["macro_avg"],
         "int8_confusion_matrix": int8_report["confusion_matrix"],
-        "parameters": parameters,
-        "multiply_adds": multiply_adds,
         "robustness": robustness_summary(robustness),
         "int8_model": _file_facts(files.int8_model, f"{config.name}_int8.tflite"),
         "int8_budget_kib": config.int8_budget_kib,
         "uint8_model": _file_facts(files.uint8_model, f"{config.name}_uint8.tflite"),
-        "float_model": _file_facts(files.float_model, f"{config.name}_float.tflite"),
-        "training": {
-            "recipe": config.recipe.as_dict(),
-            "train_images": train_images,
-            "validation_images": validation_images,
-            "float_seconds": round(float_seconds, 1),
-            "qat_seconds": round(qat_seconds, 1),
-            "total_seconds": round(float_seconds + qat_seconds, 1),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-            "cpu": cpu_description(),
-            "precision": float_precision(files),
-            "teacher_sha256": recorded_teacher_sha256(files.teacher_scores(teacher))
-            if teacher
-            else None,
-            "pretrained_sha256": pretrained_sha256,
-        },
-        "training_cost": training_cost(
-            files,
-            multiply_adds=multiply_adds,
-            train_images=train_images,
-            batch_size=config.recipe.batch_size,
-            teacher=teacher,
-            firmware_dir=CHECKOUT_MODELS_DIR,
-        ),
-        "data": {"name": data_name, "sha256": data_sha256},
-        "versions": package_versions(),
         "report": f"../reports/{config.name}/index.md",
     }
 
@@ -248,25 +279,39 @@ def split_text(training: dict[str, Any]) -> str:
     )
 
 
-def card_markdown(card: dict[str, Any]) -> str:
-    int8, training = card["int8_model"], card["training"]
-    recipe = training["recipe"]
-    accuracy = {k: f"{100 * card[k]:.2f}%" for k in ("float_accuracy", "float_tflite_accuracy")}
-    ops = ", ".join(f"{op} x{n}" for op, n in sorted(int8["ops"].items()))
+def accuracy_lines(card: dict[str, Any]) -> list[str]:
+    """The test accuracy table: float and INT8 for a device model; for a float teacher, also the
+    accuracy of the mirror-averaged scores it gives a student's images."""
+    kinds = ["float_accuracy", "float_tflite_accuracy"]
+    heads = ["float (Keras)", "float TFLite"]
+    if card.get("float_only"):
+        kinds.append("two_view_accuracy")
+        heads.append("float TFLite, image and mirror (as it scores a student's images)")
+    else:
+        kinds.append("int8_accuracy")
+        heads.append("INT8 TFLite")
+    cells = [f"{100 * card[kind]:.2f}%" for kind in kinds]
+    cells[-1] = f"**{cells[-1]}**"
     lines = [
-        f"# Model card: `{card['model']}`",
+        "| | " + " | ".join(heads) + " |",
+        "| --- |" + " --- |" * len(heads),
+        f"| test accuracy ({card['test_images']} images) | " + " | ".join(cells) + " |",
         "",
-        card["description"],
-        "",
-        "| | float (Keras) | float TFLite | INT8 TFLite |",
-        "| --- | --- | --- | --- |",
-        f"| test accuracy ({card['test_images']} images) | {accuracy['float_accuracy']} "
-        f"| {accuracy['float_tflite_accuracy']} | **{100 * card['int8_accuracy']:.2f}%** |",
-        "",
+    ]
+    if card.get("float_only"):
+        return lines
+    return [
+        *lines,
         f"INT8 drop: {card['int8_drop_pt']:.2f} pt; INT8 and float agree on "
         f"{100 * card['int8_agreement_with_float']:.2f}% of test images.",
         "",
-        *robustness_lines(card),
+    ]
+
+
+def int8_file_lines(card: dict[str, Any]) -> list[str]:
+    if not (int8 := card.get("int8_model")):
+        return []
+    return [
         f"- INT8 file: `{int8['file']}`, {int8['bytes']:,} bytes ({int8['bytes'] / 1024:.1f} KiB), "
         f"input {int8['input']['dtype']} (scale {int8['input']['scale']:.6g}, "
         f"zero point {int8['input']['zero_point']}), output {int8['output']['dtype']}"
@@ -280,6 +325,21 @@ def card_markdown(card: dict[str, Any]) -> str:
             if (uint8 := card.get("uint8_model"))
             else []
         ),
+    ]
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    training = card["training"]
+    recipe = training["recipe"]
+    int8 = card.get("int8_model")
+    lines = [
+        f"# Model card: `{card['model']}`",
+        "",
+        card["description"],
+        "",
+        *accuracy_lines(card),
+        *robustness_lines(card),
+        *int8_file_lines(card),
         f"- float file: `{card['float_model']['file']}`, {card['float_model']['bytes']:,} bytes",
         "- every file carries TFLite metadata (name, description, version, author, licence, "
         "input normalization, labels.txt); SHA-256s: "
@@ -294,9 +354,14 @@ def card_markdown(card: dict[str, Any]) -> str:
             if (macs := card.get("multiply_adds"))
             else ""
         ),
-        f"- operators (INT8): {ops}",
-        f"- training: {split_text(training)}, "
-        f"{recipe['epochs']} float + {recipe['qat_epochs']} QAT epochs, "
+        *(
+            [f"- operators (INT8): {', '.join(f'{op} x{n}' for op, n in sorted(ops.items()))}"]
+            if int8 and (ops := int8["ops"])
+            else []
+        ),
+        f"- training: {split_text(training)}, {recipe['epochs']} float"
+        + ("" if card.get("float_only") else f" + {recipe['qat_epochs']} QAT")
+        + " epochs, "
         f"{training['total_seconds'] / 60:.0f} minutes on "
         + (
             f"{training['cpu']}, float phase in {training['precision']}"
@@ -340,17 +405,21 @@ def card_markdown(card: dict[str, Any]) -> str:
         + ("batch files" if card["data"]["name"] == "CIFAR-10" else "split record (split.json)")
         + f" `{card['data']['sha256']}`",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in card["versions"].items()),
-        f"- report: [{card['report']}]({card['report']})",
-        "",
-        "## INT8 per class (test set)",
-        "",
-        "| class | precision | recall | F1 | support |",
-        "| --- | --- | --- | --- | --- |",
+        *([f"- report: [{report}]({report})"] if (report := card.get("report")) else []),
     ]
-    lines += [
-        f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
-        for name, m in card["int8_per_class"].items()
-    ]
+    if per_class := card.get("int8_per_class"):
+        lines += [
+            "",
+            "## INT8 per class (test set)",
+            "",
+            "| class | precision | recall | F1 | support |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
+            f"{m['support']} |"
+            for name, m in per_class.items()
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -409,8 +478,8 @@ def card_text(card: dict[str, Any]) -> dict[str, bytes]:
 
 def restamp(card_path: Path) -> list[Path]:
     """Give a shipped model's files TFLite metadata (replacing any), derive its uint8-interface
-    file from the INT8 one, and record the new sizes and SHA-256s in its card. The graph and
-    weights of every file stay as they were (checked, not assumed)."""
+    file from the INT8 one (a float teacher has neither), and record the new sizes and SHA-256s in
+    its card. The graph and weights of every file stay as they were (checked, not assumed)."""
     try:
         card = json.loads(card_path.read_text())
         name, description = card["model"], card["description"]
@@ -418,24 +487,22 @@ def restamp(card_path: Path) -> list[Path]:
         raise ShipError(f"{card_path}: not a readable model card ({error})") from None
     folder = card_path.parent
     about = ModelDescription(name, description, tuple(card.get("labels") or CLASS_NAMES))
+    stamped = ("float_model",) if card.get("float_only") else ("int8_model", "float_model")
     try:
-        old = {
-            key: (folder / f"{name}{suffix}.tflite").read_bytes()
-            for key, suffix in MODEL_FILES.items()
-            if key != "uint8_model"
-        }
+        old = {key: (folder / f"{name}{MODEL_FILES[key]}.tflite").read_bytes() for key in stamped}
     except OSError as error:
         raise ShipError(f"{card_path}: a model file of the card is missing ({error})") from None
     new = {key: with_metadata(content, about) for key, content in old.items()}
     for key, content in old.items():
         if not same_graph(content, new[key]):
             raise ShipError(f"{name}{MODEL_FILES[key]}.tflite: stamping changed its graph")
-    new["uint8_model"] = with_metadata(with_uint8_interface(new["int8_model"]), about)
+    if "int8_model" in new:
+        new["uint8_model"] = with_metadata(with_uint8_interface(new["int8_model"]), about)
     contents = {f"{name}{MODEL_FILES[key]}.tflite": content for key, content in new.items()}
 
     def updated_card(staging: Path) -> dict[str, bytes]:
-        for key, suffix in MODEL_FILES.items():
-            file_name = f"{name}{suffix}.tflite"
+        for key in new:
+            file_name = f"{name}{MODEL_FILES[key]}.tflite"
             card[key] = _file_facts(staging / file_name, file_name)
         return card_text(card)
 

@@ -1,0 +1,84 @@
+"""Ship a float teacher (a config with `float_only`): its float TFLite file and its card go into
+firmware_models/, where a student's recipe finds it by name (train/distill.py).
+
+A teacher never runs on a device, so it has no QAT, no INT8 file, no robustness benchmark and no
+report. Its card states what a student needs to know: how accurate the scores it gives are (the
+mean over each image and its mirror, as distillation scores them) and what training it cost,
+which every student's card then counts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from train.artifacts import RunFiles
+from train.data import Split
+from train.models import ModelConfig
+
+
+def _accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(scores.argmax(axis=1) == labels))
+
+
+def teacher_card(
+    config: ModelConfig,
+    files: RunFiles,
+    test: Split,
+    *,
+    command: str,
+    train_images: int,
+    validation_images: int,
+    data_name: str,
+    data_sha256: str,
+) -> dict[str, Any]:
+    """Convert the trained float model, score it on `test` three ways, and describe it."""
+    from edge_cifar.interpreter import Model
+    from train.convert import to_float_tflite
+    from train.distill import two_view_scores
+    from train.evaluate import keras_scores, tflite_scores
+    from train.metadata import ModelDescription, stamp
+    from train.qat import load_float_model
+    from train.ship import shared_card_facts
+
+    model = load_float_model(config, files)
+    stamp(
+        to_float_tflite(model, files.float_model),
+        ModelDescription(config.name, config.description, test.class_names),
+    )
+    card = shared_card_facts(
+        config,
+        files,
+        command=command,
+        labels=list(test.class_names),
+        parameters=int(model.count_params()),
+        multiply_adds=Model(files.float_model).multiply_adds(),
+        train_images=train_images,
+        validation_images=validation_images,
+        data_name=data_name,
+        data_sha256=data_sha256,
+    )
+    return {
+        **card,
+        "float_only": True,
+        "test_images": len(test),
+        "float_accuracy": _accuracy(keras_scores(model, test.images), test.labels),
+        "float_tflite_accuracy": _accuracy(
+            tflite_scores(files.float_model, test.images), test.labels
+        ),
+        "two_view_accuracy": _accuracy(
+            two_view_scores(files.float_model, test.images), test.labels
+        ),
+    }
+
+
+def ship_teacher(card: dict[str, Any], files: RunFiles, firmware_dir: Path) -> list[Path]:
+    """Write the teacher's float file and its card into `firmware_dir`, each renamed into place."""
+    from train.ship import card_text, write_all
+
+    return write_all(
+        firmware_dir,
+        {card["float_model"]["file"]: files.float_model.read_bytes(), **card_text(card)},
+    )
