@@ -41,13 +41,14 @@ def _fingerprint(model_bytes: bytes, split: Split) -> str:
     return digest.hexdigest()
 
 
-def two_view_scores(model_path: Path, images: np.ndarray) -> np.ndarray:
-    """A teacher's class scores for RGB images: the mean over each image and its mirror."""
+def two_view_scores(model_path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A teacher's class scores for RGB images: each image's own, and the mean over each image
+    and its mirror (the targets distillation uses)."""
     from train.evaluate import tflite_scores
 
-    mirrored = np.ascontiguousarray(images[:, :, ::-1])
-    scores: np.ndarray = tflite_scores(model_path, images) + tflite_scores(model_path, mirrored)
-    return scores / 2
+    plain = tflite_scores(model_path, images)
+    mirrored = tflite_scores(model_path, np.ascontiguousarray(images[:, :, ::-1]))
+    return plain, (plain + mirrored) / 2
 
 
 def recorded_teacher_sha256(cache: Path) -> str | None:
@@ -79,7 +80,7 @@ def teacher_scores(model_path: Path, split: Split, cache: Path) -> np.ndarray:
         f"distillation: scoring {len(split)} images and their mirrors with {model_path}",
         file=sys.stderr,
     )
-    scores = two_view_scores(model_path, split.images)
+    _, scores = two_view_scores(model_path, split.images)
     print(f"distillation: teacher done in {time.monotonic() - started:.0f} s", file=sys.stderr)
     write_npz(
         cache,
