@@ -178,7 +178,7 @@ CONFIGS: dict[str, ModelConfig] = {
         architecture=lambda shape, classes: residual_cnn(
             (16, 16, 40, 80), "tiny", (True, True, False), shape, classes
         ),
-        recipe=Recipe(epochs=150, qat_epochs=1, camera_augment=0.1),
+        recipe=Recipe(epochs=150, qat_epochs=1, camera_augment=0.05, all_train_images=True),
         description="ResNet-9-style residual CNN, widths 16/16/40/80, for microcontrollers; "
         "trained with camera augmentation.",
         int8_budget_kib=96,
