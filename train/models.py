@@ -143,6 +143,10 @@ def residual_cnn(
     return keras.Model(inputs, classifier_head(x, classes), name=name)
 
 
+DEFAULT_RECIPE = Recipe(
+    epochs=70, qat_epochs=1, cutout=12, camera_augment=0.05, all_train_images=True
+)
+
 CONFIGS: dict[str, ModelConfig] = {
     "seed": ModelConfig(
         name="seed",
@@ -164,9 +168,7 @@ CONFIGS: dict[str, ModelConfig] = {
             classes=classes,
             pool_last=(True, False, True),
         ),
-        recipe=Recipe(
-            epochs=70, qat_epochs=1, cutout=12, camera_augment=0.05, all_train_images=True
-        ),
+        recipe=DEFAULT_RECIPE,
         description="ResNet-9-style residual CNN, widths 16/32/64/128, its stage 1 and 3 "
         "residual pairs before the pools (52 M multiply-adds), trained with camera augmentation; "
         "for Pi-class CPUs.",
@@ -188,9 +190,8 @@ CONFIGS: dict[str, ModelConfig] = {
             classes,
             pool_last=(False, True, False),
         ),
-        recipe=Recipe(
-            epochs=80, qat_epochs=1, cutout=12, camera_augment=0.05, all_train_images=True
-        ),
+        # `default`'s recipe, so that a validation run compares the layouts alone.
+        recipe=replace(DEFAULT_RECIPE, epochs=80),
         description="ResNet-9-style residual CNN, widths 24/32/64/96, two residual pairs in "
         "stage 2 before its pool (61 M multiply-adds), trained with camera augmentation; "
         "for Pi-class CPUs.",
