@@ -205,7 +205,11 @@ CONFIGS: dict[str, ModelConfig] = {
         architecture=lambda shape, classes: residual_cnn(
             (16, 16, 40, 80), "tiny", (1, 1, 0), shape, classes
         ),
-        recipe=Recipe(epochs=150, qat_epochs=1, camera_augment=0.05, all_train_images=True),
+        # 290 epochs, not 150: the 150-epoch run ended 0.26 pt short of 88%, and 290 + 2 epochs
+        # on all 50,000 images is what the 0.8e15-FLOP budget allows. Two QAT epochs, not one:
+        # after 290 float epochs one left INT8 0.49 pt under float, two 0.11 (train/NOTES.md,
+        # sessions 18 and 20).
+        recipe=Recipe(epochs=290, qat_epochs=2, camera_augment=0.05, all_train_images=True),
         description="ResNet-9-style residual CNN, widths 16/16/40/80, for microcontrollers; "
         "trained with camera augmentation.",
         int8_budget_kib=96,
