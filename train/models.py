@@ -108,6 +108,18 @@ def seed_cnn(
     return keras.Model(inputs, classifier_head(x, classes), name="seed")
 
 
+def squeeze_excite(x: Any, filters: int, reduction: int, name: str) -> Any:
+    """Hu et al.'s squeeze-and-excitation: each channel scaled by a gate computed from the means
+    of all channels, a few hundred weights per block. 1 x 1 convs on the pooled map, not Dense
+    layers, so the gate keeps the map's rank and the multiply broadcasts over the pixels."""
+    gate = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)
+    gate = keras.layers.Conv2D(
+        max(filters // reduction, 1), 1, activation="relu", name=f"{name}_reduce"
+    )(gate)
+    gate = keras.layers.Conv2D(filters, 1, activation="sigmoid", name=f"{name}_expand")(gate)
+    return keras.layers.Multiply(name=f"{name}_scale")([x, gate])
+
+
 def residual_cnn(
     widths: tuple[int, int, int, int],
     name: str,
@@ -115,6 +127,7 @@ def residual_cnn(
     input_shape: tuple[int, int, int] = INPUT_SHAPE,
     classes: int = NUM_CLASSES,
     pool_last: tuple[bool, bool, bool] = (False, False, False),
+    se_reduction: int = 0,
 ) -> keras.Model:
     """A ResNet-9-style net (Page's DAWNBench layout): a stem conv, then three stages of conv +
     max-pool, each followed by `residual` pairs of convs (Page's: one after the first and last);
@@ -123,7 +136,8 @@ def residual_cnn(
     Wide late stages on small feature maps buy capacity cheaply in multiply-adds, and few convs
     keep a CPU training step short. A stage in `pool_last` runs its residual pairs before the
     pool, at four times the pixels: four times their multiply-adds for the same weights, which is
-    how a file-size budget buys accuracy with spare compute."""
+    how a file-size budget buys accuracy with spare compute. With `se_reduction` > 0 each
+    residual branch ends in a squeeze-and-excitation gate of that channel reduction."""
     inputs = keras.Input(input_shape, name="image")
     x = conv_bn_relu(inputs, widths[0], "stem")
     stages = zip(widths[1:], residual, pool_last, strict=True)
@@ -136,6 +150,8 @@ def residual_cnn(
             add = f"stage{stage}_add" + (f"{pair + 1}" if pair else "")
             branch = conv_bn_relu(x, filters, f"stage{stage}_res{2 * pair + 1}")
             branch = conv_bn_relu(branch, filters, f"stage{stage}_res{2 * pair + 2}")
+            if se_reduction:
+                branch = squeeze_excite(branch, filters, se_reduction, f"{add}_se")
             x = keras.layers.Add(name=add)([x, branch])
         if pools_last:
             x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
@@ -146,6 +162,30 @@ def residual_cnn(
 DEFAULT_RECIPE = Recipe(
     epochs=70, qat_epochs=1, cutout=12, camera_augment=0.05, all_train_images=True
 )
+
+
+def default_mid16_config(name: str, se_reduction: int) -> ModelConfig:
+    def architecture(shape: tuple[int, int, int], classes: int) -> keras.Model:
+        return residual_cnn(
+            (16, 32, 64, 96),
+            name,
+            (1, 2, 1),
+            shape,
+            classes,
+            pool_last=(False, True, False),
+            se_reduction=se_reduction,
+        )
+
+    gates = ", a squeeze-and-excitation gate on each residual branch" if se_reduction else ""
+    return ModelConfig(
+        name=name,
+        architecture=architecture,
+        recipe=replace(DEFAULT_RECIPE, epochs=80),
+        description="ResNet-9-style residual CNN, widths 16/32/64/96, two residual pairs in "
+        f"stage 2 before its pool{gates}, trained with camera augmentation; for Pi-class CPUs.",
+        int8_budget_kib=500,
+    )
+
 
 CONFIGS: dict[str, ModelConfig] = {
     "seed": ModelConfig(
@@ -197,6 +237,12 @@ CONFIGS: dict[str, ModelConfig] = {
         "for Pi-class CPUs.",
         int8_budget_kib=500,
     ),
+    # Candidates for `default`'s final run, beside `default-mid`: its layout with a 16-channel
+    # stem (a 24-channel one trains at about half the speed in mixed bfloat16 on an AMX Xeon:
+    # oneDNN's kernels want channel counts in multiples of 16), with and without a
+    # squeeze-and-excitation gate on each residual branch (train/NOTES.md, session 21).
+    "default-mid16": default_mid16_config("default-mid16", se_reduction=0),
+    "default-mid16-se": default_mid16_config("default-mid16-se", se_reduction=4),
     "tiny": ModelConfig(
         name="tiny",
         # No residual pair in the last stage: at 80 channels it alone would be 115k parameters.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
@@ -19,13 +20,52 @@ def load_float_model(config: ModelConfig, files: RunFiles) -> keras.Model:
     return model
 
 
+class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):  # type: ignore[misc]
+    """Fake-quantizes a weightless layer's output, per tensor: how TFLite's int8 MUL stores its
+    result. tfmot's registry has no entry for `Multiply` (a squeeze-and-excitation gate)."""
+
+    def get_weights_and_quantizers(self, layer: Any) -> list[Any]:
+        return []
+
+    def get_activations_and_quantizers(self, layer: Any) -> list[Any]:
+        return []
+
+    def set_quantize_weights(self, layer: Any, quantize_weights: list[Any]) -> None:
+        pass
+
+    def set_quantize_activations(self, layer: Any, quantize_activations: list[Any]) -> None:
+        pass
+
+    def get_output_quantizers(self, layer: Any) -> list[Any]:
+        return [
+            tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
+                num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+            )
+        ]
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+
+def _annotated(layer: keras.layers.Layer) -> keras.layers.Layer:
+    config = OutputQuantizeConfig() if isinstance(layer, keras.layers.Multiply) else None
+    return tfmot.quantization.keras.quantize_annotate_layer(layer, config)
+
+
+def _scope() -> Any:
+    return tfmot.quantization.keras.quantize_scope({"OutputQuantizeConfig": OutputQuantizeConfig})
+
+
 def quantize_aware(model: keras.Model) -> keras.Model:
-    """The model with fake-quantization of weights and activations inserted (Conv+BN folded)."""
-    return tfmot.quantization.keras.quantize_model(model)
+    """The model with fake-quantization of weights and activations inserted (Conv+BN folded):
+    tfmot's `quantize_model`, with `OutputQuantizeConfig` for the layers its registry lacks."""
+    annotated = keras.models.clone_model(model, clone_function=_annotated)
+    with _scope():
+        return tfmot.quantization.keras.quantize_apply(annotated)
 
 
 def load_qat_model(config: ModelConfig, files: RunFiles) -> keras.Model:
-    with tfmot.quantization.keras.quantize_scope():
+    with _scope():
         model = quantize_aware(config.build())
         model.load_weights(str(files.qat_weights))
     return model

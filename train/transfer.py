@@ -61,59 +61,59 @@ def pretrained_source(init: str, model: str, train: Split) -> str | None:
 
 
 def float_tflite_convs(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Folded (kernel HWIO, bias) of every conv of a float TFLite model, by Keras layer name."""
+    """(kernel HWIO, bias) of every conv of a float TFLite model, by Keras layer name: a conv
+    followed by a BatchNorm holds it folded in, a conv with a bias of its own (a
+    squeeze-and-excitation gate) holds its own."""
     from edge_cifar.interpreter import load_backend
 
     try:
         interpreter = load_backend().interpreter_class(model_path=str(path))
+        interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         raise ModelError(f"{path}: not a loadable TFLite model ({error})") from None
-    details = interpreter.get_tensor_details()
-    kernels = {}
-    for tensor in details:
-        # The converter keeps the Keras path in constant names: "<model>/<layer>/Conv2D".
-        parts = tensor["name"].split("/")
-        if len(parts) == 3 and parts[2] == "Conv2D" and len(tensor["shape"]) == 4:
-            kernels[parts[1]] = tensor
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     convs = {}
-    for layer, kernel in kernels.items():
-        block = layer.removesuffix("_conv")
-        biases = [
-            t
-            for t in details
-            if f"/{block}_bn/FusedBatchNormV3" in t["name"]
-            and tuple(t["shape"]) == (kernel["shape"][0],)
-        ]
-        if len(biases) != 1:
+    for op in interpreter._get_ops_details():
+        if op["op_name"] != "CONV_2D" or len(op["inputs"]) < 3 or op["inputs"][2] < 0:
+            continue
+        _, kernel, bias = op["inputs"][:3]
+        # The converter keeps the Keras path in a kernel's name: "<model>/<layer>/Conv2D".
+        parts = names[kernel].split("/")
+        if len(parts) != 3 or parts[2] != "Conv2D":
             continue
         # TFLite stores conv kernels OHWI; Keras wants HWIO.
-        weights = np.transpose(interpreter.get_tensor(kernel["index"]), (1, 2, 3, 0))
-        convs[layer] = (weights, np.asarray(interpreter.get_tensor(biases[0]["index"])))
+        weights = np.transpose(interpreter.get_tensor(kernel), (1, 2, 3, 0))
+        convs[parts[1]] = (weights, np.asarray(interpreter.get_tensor(bias)))
     return convs
 
 
 def import_convs(model: Any, path: Path, images: np.ndarray) -> int:
-    """Load the folded conv weights of the float TFLite `path` into `model` (see the module
+    """Load the conv weights of the float TFLite `path` into `model` (see the module
     docstring); returns how many convs were imported. `images`: uint8 RGB training images."""
     import tf_keras as keras
 
     convs = float_tflite_convs(path)
-    pairs = []
+    pairs, imported = [], 0
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D) and layer.name in convs:
-            kernel, bias = convs[layer.name]
-            if tuple(layer.kernel.shape) != kernel.shape:
-                raise ModelError(
-                    f"{path}: {layer.name} has a {kernel.shape} kernel, "
-                    f"the model a {tuple(layer.kernel.shape)} one"
-                )
-            layer.kernel.assign(kernel)
-            norm = model.get_layer(layer.name.removesuffix("_conv") + "_bn")
-            # First the folded function itself (mean 0, variance 1, scale 1, offset b').
-            ones = np.ones_like(bias)
-            norm.set_weights([np.sqrt(ones + norm.epsilon), bias, 0 * ones, ones])
-            pairs.append((layer, norm, bias))
-    if not pairs:
+        if not (isinstance(layer, keras.layers.Conv2D) and layer.name in convs):
+            continue
+        kernel, bias = convs[layer.name]
+        if tuple(layer.kernel.shape) != kernel.shape:
+            raise ModelError(
+                f"{path}: {layer.name} has a {kernel.shape} kernel, "
+                f"the model a {tuple(layer.kernel.shape)} one"
+            )
+        layer.kernel.assign(kernel)
+        imported += 1
+        if layer.use_bias:
+            layer.bias.assign(bias)
+            continue
+        norm = model.get_layer(layer.name.removesuffix("_conv") + "_bn")
+        # First the folded function itself (mean 0, variance 1, scale 1, offset b').
+        ones = np.ones_like(bias)
+        norm.set_weights([np.sqrt(ones + norm.epsilon), bias, 0 * ones, ones])
+        pairs.append((layer, norm, bias))
+    if not imported:
         raise ModelError(f"{path}: no conv weights named like {model.name}'s layers")
     # The net now computes exactly what the file does: one pass gives every conv's output
     # statistics, which the re-parametrised BatchNorms below leave unchanged at inference.
@@ -125,7 +125,7 @@ def import_convs(model: Any, path: Path, images: np.ndarray) -> int:
         mean = output.mean(axis=(0, 1, 2))
         variance = output.var(axis=(0, 1, 2))
         norm.set_weights([np.sqrt(variance + norm.epsilon), bias + mean, mean, variance])
-    return len(pairs)
+    return imported
 
 
 def fit_head(model: Any, train: Split) -> float:

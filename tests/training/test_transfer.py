@@ -36,6 +36,37 @@ def test_imported_convs_compute_what_the_shipped_file_does(cifar10_dir):
         assert difference < 1e-2 * np.abs(inference.numpy()).mean()
 
 
+def test_a_float_file_with_gated_branches_imports_exactly(cifar10_dir, tmp_path):
+    """Squeeze-and-excitation gates are convs with biases of their own and no BatchNorm: they
+    import as they are, beside the folded conv + BatchNorm pairs."""
+    import tf_keras as keras
+
+    from train.convert import to_float_tflite
+    from train.evaluate import keras_scores, tflite_scores
+    from train.models import residual_cnn
+
+    def build():
+        return residual_cnn((8, 16, 16, 24), "gated", (1, 1, 1), se_reduction=4)
+
+    source = build()
+    # Weights away from their initial values (zero biases and offsets, unit statistics), so that
+    # a gate or a BatchNorm left at its initial value would show in the scores.
+    rng = np.random.default_rng(0)
+    for layer in source.layers:
+        moved = [w + rng.normal(0, 0.2, w.shape).astype(w.dtype) for w in layer.get_weights()]
+        if isinstance(layer, keras.layers.BatchNormalization):
+            moved[3] = np.abs(moved[3]) + 0.5  # a variance
+        layer.set_weights(moved)
+    path = to_float_tflite(source, tmp_path / "gated_float.tflite")
+    cifar = data.load(cifar10_dir)
+    model = build()
+    convs = sum(isinstance(layer, keras.layers.Conv2D) for layer in model.layers)
+    assert transfer.import_convs(model, path, cifar.train.images[:256]) == convs
+    model.get_layer("logits").set_weights(source.get_layer("logits").get_weights())
+    images = cifar.test.images[:50]
+    np.testing.assert_allclose(keras_scores(model, images), tflite_scores(path, images), atol=1e-4)
+
+
 def shipped_head(path: Path) -> tuple[np.ndarray, np.ndarray]:
     from edge_cifar.interpreter import load_backend
 
