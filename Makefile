@@ -73,10 +73,10 @@ REFERENCES ?= $(wildcard ../shared/references/*.tflite)
 REFERENCE_FLAGS = $(foreach r,$(REFERENCES),--reference $(r))
 # They are CIFAR-10 classifiers: an image-folder model (DATA=) is benchmarked without them.
 
+# Every step in one command (train/pipeline.py): training, QAT, conversion, the accuracy gate, the
+# TFLite Micro check, shipping (card, models, C++) and the report.
 quantize: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES)) $(if $(DATA),,$(REFERENCE_FLAGS))
-	# A new card lacks the TFLite Micro figures and the C sources are stale: regenerate both.
-	$(if $(QUICK),,$(TRAIN_VENV)/bin/python -m train.firmware $(if $(DATA),firmware_models/$(or $(NAME),$(notdir $(abspath $(DATA))))_int8.tflite))
 
 report: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) report --model $(MODEL)
@@ -112,13 +112,13 @@ robustness: $(TRAIN_VENV)/.installed
 # file, the cards' SHA-256s; then the C sources, which embed the INT8 files' bytes.
 stamp: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train stamp
-	$(TRAIN_VENV)/bin/python -m train.firmware
+	$(TRAIN_VENV)/bin/python -m train firmware
 
 .PHONY: firmware pi-check serve-load
 # Each INT8 model as C++ for TFLite Micro (<model>_int8.h/.cc), after running it in TFLite Micro
 # against LiteRT's reference kernels on CIFAR-10 test images; arena and ops go into its card.
 firmware: $(TRAIN_VENV)/.installed
-	$(TRAIN_VENV)/bin/python -m train.firmware
+	$(TRAIN_VENV)/bin/python -m train firmware
 
 # --- checks -------------------------------------------------------------------------------------
 lint: $(TRAIN_VENV)/.installed

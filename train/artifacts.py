@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_cifar.model_files import CHECKOUT_MODELS_DIR
 from train.data import DataError
 
 
@@ -49,6 +50,11 @@ def read_json(path: Path, error: Callable[[str], Exception]) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError) as reason:  # bad JSON and bad UTF-8 are ValueErrors
         raise error(str(reason)) from None
+
+
+def shipped_float_model(model: str) -> Path:
+    """A shipped model's float TFLite file: a teacher's, or the one a folder model starts from."""
+    return CHECKOUT_MODELS_DIR / f"{model}_float.tflite"
 
 
 @dataclass(frozen=True)

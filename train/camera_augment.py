@@ -17,14 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 from train.corruptions import disk_kernel, motion_kernel
+from train.recipe import CAMERA_EFFECTS
 
 MAX_NOISE_SIGMA = 0.10  # Gaussian sensor noise, in 0..1 pixel units (CIFAR-10-C: 0.04-0.10)
 GAIN_RANGE = (0.6, 1.4)  # exposure: pixel values scaled by this much
 CONTRAST_RANGE = (0.3, 1.0)  # pulled towards the image mean (CIFAR-10-C: 0.75-0.15)
 JPEG_QUALITY_RANGE = (30, 90)  # CIFAR-10-C: 80-40
-# In the order they are applied; the model card names them from here.
-EFFECT_NAMES = ("blur", "exposure and contrast", "sensor noise", "JPEG")
-EFFECTS = len(EFFECT_NAMES)
+EFFECTS = len(CAMERA_EFFECTS)
 
 
 def _padded(kernel: np.ndarray, side: int) -> np.ndarray:

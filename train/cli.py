@@ -1,153 +1,60 @@
-"""The training pipeline's command line: one command per step, `quantize` chains them."""
+"""The training command line: `python -m train <step>`; it parses, calls a step and prints.
+
+The steps and their order live in train/pipeline.py; `quantize` runs them all. Options and error
+lines shared by the commands: train/options.py; the measurement commands (compare, sketch,
+throughput): train/experiments/commands.py.
+
+What this module imports at the top runs without TensorFlow. The modules that train, convert or
+score with Keras are imported inside the commands that use them, after the inputs are read:
+TensorFlow takes seconds to load and writes log lines to stderr, which `--help` and a one-line
+input error should not wait for. Those imports are the heavy dependency this rule allows.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-import numpy as np
 import typer
 
 from edge_cifar.model_files import DEFAULT_MODEL
 from train import data
-from train.artifacts import RunFiles, claim_run, recorded_recipe
-
-if TYPE_CHECKING:
-    from train.folders import FolderData
-    from train.models import ModelConfig
+from train.corruptions import by_name
+from train.experiments import commands
+from train.firmware import DEFAULT_IMAGES, check_model, write_firmware
+from train.options import (
+    DataDirOption,
+    DevicesOption,
+    FirmwareOption,
+    MaxDropOption,
+    ModelOption,
+    OutDirOption,
+    QuickOption,
+    ReferenceOption,
+    RunsOption,
+    fail,
+    reported,
+    say,
+)
+from train.report import report_run
+from train.robustness import ModelUnderTest, benchmark, markdown_table, write_result
+from train.run import (
+    FOLDER_SIZES,
+    INITS,
+    ROBUSTNESS_QUICK_IMAGES,
+    FolderSource,
+    Run,
+    default_firmware_dir,
+    open_run,
+    run_files,
+)
+from train.scoring import Scorer, tflite_scorer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 
-QUICK_TRAIN, QUICK_VALIDATION, QUICK_TEST = 4000, 1000, 2000
 
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model config name.")]
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help="CIFAR-10 folder (binary or python layout); else $CIFAR10_DIR."
-    ),
-]
-QuickOption = Annotated[
-    bool, typer.Option("--quick", help="A small subset and a short schedule: minutes, not hours.")
-]
-DevicesOption = Annotated[
-    int,
-    typer.Option(
-        "--devices",
-        min=1,
-        help="Split the CPU into this many logical devices and train on all of them with "
-        "MirroredStrategy (several GPUs are used that way without asking).",
-    ),
-]
-RunsOption = Annotated[
-    Path, typer.Option("--runs-dir", help="Where training runs keep their files.")
-]
-
-
-@dataclass(frozen=True)
-class FolderSource:
-    """A user's image folder to train on instead of CIFAR-10 (the options before the step)."""
-
-    images: Path
-    test_images: Path | None
-    name: str
-    size: int
-    skip_bad: bool
-    init: str
-
-
-def folder_source(ctx: typer.Context) -> FolderSource | None:
-    """The image folder the options before the step named, if any."""
-    return ctx.obj if isinstance(ctx.obj, FolderSource) else None
-
-
-def run_files(model: str, quick: bool, runs_dir: Path, source: FolderSource | None) -> RunFiles:
-    name = source.name if source else model
-    return RunFiles(runs_dir / (f"{name}-quick" if quick else name), name)
-
-
-def load_splits(data_dir: Path | None, quick: bool) -> tuple[data.Cifar10, data.Split, data.Split]:
-    dataset = data.load(data_dir)
-    return (dataset, *quick_subsets(*data.stratified_split(dataset.train), quick))
-
-
-def quick_subsets(
-    train: data.Split, validation: data.Split, quick: bool
-) -> tuple[data.Split, data.Split]:
-    if not quick:
-        return train, validation
-    return data.subset(train, QUICK_TRAIN), data.subset(validation, QUICK_VALIDATION)
-
-
-def load_data(
-    data_dir: Path | None, quick: bool, files: RunFiles, source: FolderSource | None
-) -> tuple[data.Cifar10 | FolderData, data.Split, data.Split]:
-    """CIFAR-10's splits, or the image folder's (its split recorded in the run folder)."""
-    if source is None:
-        return load_splits(data_dir, quick)
-    from train import folders
-
-    dataset = folders.load(
-        source.images,
-        source.size,
-        files.root / "split.json",
-        test_root=source.test_images,
-        skip_bad=source.skip_bad,
-    )
-    return (dataset, *quick_subsets(dataset.train, dataset.validation, quick))
-
-
-def default_firmware_dir(files: RunFiles, quick: bool) -> Path:
-    return files.root / "firmware_models" if quick else Path("firmware_models")
-
-
-def config_for(model: str, quick: bool) -> ModelConfig:
-    # Imported here: the model builders load TensorFlow, which a data error should not wait for.
-    from train.models import get_config
-
-    try:
-        return get_config(model, quick=quick)
-    except KeyError as error:
-        raise typer.BadParameter(str(error.args[0])) from None
-
-
-def folder_run_config(
-    model: str, quick: bool, train: data.Split, source: FolderSource
-) -> ModelConfig:
-    """`model`'s architecture for the folder's classes and input size, from scratch or from the
-    shipped `model`'s conv weights (`--init`)."""
-    from train.models import folder_config
-    from train.transfer import pretrained_source
-
-    pretrained = pretrained_source(source.init, model, train)
-    return folder_config(
-        config_for(model, quick=False),
-        source.name,
-        train.class_names,
-        source.size,
-        pretrained,
-        quick=quick,
-    )
-
-
-@dataclass(frozen=True)
-class Run:
-    """What every step works on: the data, its splits, the model config and the run's files."""
-
-    dataset: data.Cifar10 | FolderData
-    train: data.Split
-    validation: data.Split
-    config: ModelConfig
-    files: RunFiles
-    quick: bool
-    devices: int
-    source: FolderSource | None
-
-
-def prepare(
+def opened(
     ctx: typer.Context,
     model: str,
     data_dir: Path | None,
@@ -157,35 +64,26 @@ def prepare(
     *,
     float_only_ok: bool = False,
 ) -> Run:
-    # The data first: bad data fails in one line before TensorFlow starts and prints its own logs.
-    source = folder_source(ctx)
-    files = run_files(model, quick, runs_dir, source)
-    dataset, train, validation = load_data(data_dir, quick, files, source)
-    config = folder_run_config(model, quick, train, source) if source else config_for(model, quick)
-    if config.float_only and not float_only_ok:
-        # A float teacher is trained by `fit` and shipped by `quantize`; it has no QAT or INT8.
-        print(
-            f"error: {model} is a float teacher (no QAT, INT8 file or report); "
-            f"`make quantize MODEL={model}` trains and ships it",
-            file=sys.stderr,
+    with reported():
+        return open_run(
+            model,
+            data_dir=data_dir,
+            quick=quick,
+            runs_dir=runs_dir,
+            source=ctx.obj if isinstance(ctx.obj, FolderSource) else None,
+            devices=devices,
+            float_only_ok=float_only_ok,
         )
-        raise typer.Exit(2)
-    if config.recipe.all_train_images:
-        train, validation = data.with_validation_joined(train, validation)
-    from train.devices import split_cpu
-
-    split_cpu(devices)
-    from train.models import Recipe
-
-    claim_run(files, config.recipe.as_dict(), Recipe().as_dict())
-    return Run(dataset, train, validation, config, files, quick, devices, source)
 
 
-SIZES = (32, 64, 96)
+def scorers(references: list[Path] | None, input_range: str | None = None) -> dict[str, Scorer]:
+    """A scorer per reference model, by file stem (a bad file: one line before any work)."""
+    with reported():
+        return {path.stem: tflite_scorer(path, input_range) for path in references or []}
 
 
 @app.callback()
-def pipeline(
+def source(
     ctx: typer.Context,
     images: Annotated[
         Path | None,
@@ -207,7 +105,7 @@ def pipeline(
         typer.Option("--name", help="The shipped model's name (default: the folder's name)."),
     ] = None,
     size: Annotated[
-        int, typer.Option("--size", help=f"Input side in pixels, one of {SIZES}.")
+        int, typer.Option("--size", help=f"Input side in pixels, one of {FOLDER_SIZES}.")
     ] = 64,
     skip_bad: Annotated[
         bool,
@@ -223,12 +121,12 @@ def pipeline(
     ] = "auto",
 ) -> None:
     """CIFAR-10 (or an image folder) → float model → QAT → full-INT8 TFLite → evaluation →
-    firmware_models/."""
+    TFLite Micro → firmware_models/ and a report."""
     if images is None:
         return
-    if size not in SIZES:
-        raise typer.BadParameter(f"--size must be one of {SIZES}, got {size}")
-    if init not in ("auto", "pretrained", "scratch"):
+    if size not in FOLDER_SIZES:
+        raise typer.BadParameter(f"--size must be one of {FOLDER_SIZES}, got {size}")
+    if init not in INITS:
         raise typer.BadParameter(f"--init must be auto, pretrained or scratch, got {init!r}")
     ctx.obj = FolderSource(images, test_images, name or images.resolve().name, size, skip_bad, init)
 
@@ -243,10 +141,12 @@ def fit(
     devices: DevicesOption = 1,
 ) -> None:
     """Train the float model (resumes from its last checkpoint)."""
-    run = prepare(ctx, model, data_dir, quick, runs_dir, devices, float_only_ok=True)
-    from train.fit import train_float
 
-    train_float(run.config, run.train, run.validation, run.files)
+    run = opened(ctx, model, data_dir, quick, runs_dir, devices, float_only_ok=True)
+    from train import pipeline  # TensorFlow, after the inputs are read (module docstring)
+
+    with reported():
+        say([pipeline.fit(run)])
 
 
 @app.command()
@@ -259,10 +159,12 @@ def qat(
     devices: DevicesOption = 1,
 ) -> None:
     """Quantization-aware fine-tuning of the float model (resumes from its last checkpoint)."""
-    run = prepare(ctx, model, data_dir, quick, runs_dir, devices)
-    from train.qat import train_qat
 
-    train_qat(run.config, run.train, run.validation, run.files)
+    run = opened(ctx, model, data_dir, quick, runs_dir, devices)
+    from train import pipeline  # TensorFlow, after the inputs are read (module docstring)
+
+    with reported():
+        say([pipeline.qat(run)])
 
 
 @app.command()
@@ -274,129 +176,12 @@ def convert(
     runs_dir: RunsOption = Path("runs"),
 ) -> None:
     """Write the float32 TFLite model and the full-integer INT8 TFLite model."""
-    convert_models(prepare(ctx, model, data_dir, quick, runs_dir))
 
+    run = opened(ctx, model, data_dir, quick, runs_dir)
+    from train import pipeline  # TensorFlow, after the inputs are read (module docstring)
 
-def convert_models(run: Run) -> None:
-    from train.convert import to_float_tflite, to_int8_tflite, write_uint8_model
-    from train.metadata import ModelDescription, stamp
-    from train.qat import load_float_model, load_qat_model
-
-    files = run.files
-    to_float_tflite(load_float_model(run.config, files), files.float_model)
-    to_int8_tflite(load_qat_model(run.config, files), run.train, files.int8_model)
-    write_uint8_model(files.int8_model, files.uint8_model)
-    # The labels travel in the model: the training split's class names (CIFAR-10's or the folder's).
-    about = ModelDescription(run.config.name, run.config.description, run.train.class_names)
-    for path in (files.float_model, files.int8_model, files.uint8_model):
-        stamp(path, about)
-    print(f"wrote {files.float_model}, {files.int8_model} and {files.uint8_model}", file=sys.stderr)
-
-
-ReferenceOption = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--reference",
-        help="A reference .tflite (the MLPerf Tiny models: raw 0..255 pixels) run beside the "
-        "float and INT8 models in the robustness benchmark; repeatable.",
-    ),
-]
-MaxDropOption = Annotated[
-    float,
-    typer.Option("--max-drop", help="Fail when INT8 accuracy is this many points below float."),
-]
-FirmwareOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--firmware-dir",
-        help="Where shipped models and their cards go (default: firmware_models/; with --quick, "
-        "the run's own folder, so a QUICK model never replaces a shipped one).",
-    ),
-]
-
-
-def evaluate_and_ship(
-    run: Run,
-    *,
-    max_drop: float,
-    firmware_dir: Path | None,
-    references: list[Path] | None = None,
-) -> None:
-    """Evaluate the three models; ship them when the INT8 drop is within `max_drop` points."""
-    from train.evaluate import evaluate, evaluate_robustness
-    from train.qat import load_float_model
-    from train.ship import build_card, ship
-
-    config, files = run.config, run.files
-    test = data.subset(run.dataset.test, QUICK_TEST) if run.quick else run.dataset.test
-    float_model = load_float_model(config, files)
-    result = evaluate(float_model, files, test)
-    if result["int8_drop_pt"] > max_drop:
-        print(
-            f"error: INT8 accuracy is {result['int8_drop_pt']:.2f} pt below float "
-            f"(allowed: {max_drop:.2f}); nothing shipped",
-            file=sys.stderr,
-        )
-        raise typer.Exit(1)
-    # The robustness benchmark on the same test images (a small subset when QUICK: seconds).
-    robustness_test = data.subset(test, ROBUSTNESS_QUICK_IMAGES) if run.quick else test
-    robustness = evaluate_robustness(
-        files,
-        robustness_test,
-        {path.stem: tflite_scorer(path, "0..255") for path in references or []},
-    )
-    if firmware_dir is None:
-        return
-    card = build_card(
-        config,
-        files,
-        result,
-        robustness,
-        parameters=int(float_model.count_params()),
-        data_name=data_name(run),
-        data_sha256=run.dataset.sha256,
-        train_images=len(run.train),
-        validation_images=len(run.validation),
-        command=reproduce_command(run),
-    )
-    for path in ship(card, files, firmware_dir):
-        print(f"shipped {path}", file=sys.stderr)
-
-
-def data_name(run: Run) -> str:
-    return f"image folder {run.source.images}" if run.source else "CIFAR-10"
-
-
-def reproduce_command(run: Run) -> str:
-    """The one command that trains and ships this run's model again (its card quotes it)."""
-    source = run.source
-    return (
-        (
-            f"make quantize DATA={source.images} NAME={source.name} SIZE={source.size}"
-            if source
-            else f"make quantize MODEL={run.config.name}"
-        )
-        + (" QUICK=1" if run.quick else "")
-        + (f" DEVICES={run.devices}" if run.devices > 1 else "")
-    )
-
-
-def ship_float_teacher(run: Run, firmware_dir: Path) -> None:
-    """A float-only config's last steps: its float file, accuracy and card (train/teacher.py)."""
-    from train.teacher import ship_teacher, teacher_card
-
-    card = teacher_card(
-        run.config,
-        run.files,
-        data.subset(run.dataset.test, QUICK_TEST) if run.quick else run.dataset.test,
-        command=reproduce_command(run),
-        train_images=len(run.train),
-        validation_images=len(run.validation),
-        data_name=data_name(run),
-        data_sha256=run.dataset.sha256,
-    )
-    for path in ship_teacher(card, run.files, firmware_dir):
-        print(f"shipped {path}", file=sys.stderr)
+    with reported():
+        say(pipeline.convert(run))
 
 
 @app.command()
@@ -411,12 +196,13 @@ def evaluate(
 ) -> None:
     """Float Keras vs float TFLite vs INT8 TFLite on the test set, and the robustness benchmark;
     exit 1 if INT8 drops too much."""
-    evaluate_and_ship(
-        prepare(ctx, model, data_dir, quick, runs_dir),
-        max_drop=max_drop,
-        firmware_dir=None,
-        references=reference,
-    )
+
+    run = opened(ctx, model, data_dir, quick, runs_dir)
+    from train import pipeline  # TensorFlow, after the inputs are read (module docstring)
+
+    references = scorers(reference, "0..255")
+    with reported():
+        pipeline.evaluate_models(run, max_drop=max_drop, references=references)
 
 
 @app.command()
@@ -432,37 +218,29 @@ def quantize(
     reference: ReferenceOption = None,
 ) -> None:
     """The whole pipeline: float training (if no float model yet), QAT, conversion, the accuracy
-    check, and shipping to firmware_models/ (a float teacher: float training and shipping)."""
-    run = prepare(ctx, model, data_dir, quick, runs_dir, devices, float_only_ok=True)
-    firmware_dir = firmware_dir or default_firmware_dir(run.files, quick)
-    from train.fit import train_float
-    from train.qat import train_qat
+    check, TFLite Micro, shipping to firmware_models/ and the report (a float teacher: float
+    training and shipping)."""
 
-    train_float(run.config, run.train, run.validation, run.files)
-    if run.config.float_only:
-        ship_float_teacher(run, firmware_dir)
-        return
-    train_qat(run.config, run.train, run.validation, run.files)
-    convert_models(run)
-    evaluate_and_ship(run, max_drop=max_drop, firmware_dir=firmware_dir, references=reference)
-    report(
-        ctx,
-        model=model,
-        data_dir=data_dir,
-        quick=quick,
-        runs_dir=runs_dir,
-        firmware_dir=firmware_dir,
-    )
+    run = opened(ctx, model, data_dir, quick, runs_dir, devices, float_only_ok=True)
+    from train import pipeline  # TensorFlow, after the inputs are read (module docstring)
+
+    references = scorers(reference, "0..255")
+    with reported():
+        written = pipeline.quantize(
+            run,
+            max_drop=max_drop,
+            firmware_dir=firmware_dir or default_firmware_dir(run.files, quick),
+            report_dir=report_dir(run.files.root, run.files.model_name, quick, None),
+            references=references,
+        )
+    say(written[:-1], "shipped")
+    print(f"wrote the report: {written[-1]}", file=sys.stderr)
 
 
-OutDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--out-dir",
-        help="Write the report into <out-dir>/<run folder name>/ (default: reports/<model>/; "
-        "with --quick, the run's own report/ folder, so a QUICK report never replaces a real one).",
-    ),
-]
+def report_dir(run_root: Path, model: str, quick: bool, out_dir: Path | None) -> Path:
+    if out_dir is not None:
+        return out_dir / run_root.name
+    return run_root / "report" if quick else Path("reports") / model
 
 
 @app.command()
@@ -476,115 +254,74 @@ def report(
     firmware_dir: FirmwareOption = None,
 ) -> None:
     """Plots and Markdown from a run's saved histories and predictions (runs no model)."""
-    from train.report import ReportError, load_run, write_report
-
-    source = folder_source(ctx)
+    source = ctx.obj if isinstance(ctx.obj, FolderSource) else None
     files = run_files(model, quick, runs_dir, source)
     firmware_dir = firmware_dir or default_firmware_dir(files, quick)
-    if out_dir is None:
-        out_dir = files.root / "report" if quick else Path("reports") / files.model_name
-    else:
-        out_dir = out_dir / files.root.name
-    try:
-        # The artefacts first: a run that never finished fails before the data set is read.
-        run = load_run(files, firmware_dir / f"{files.model_name}.card.json")
-        dataset, train, validation = load_data(data_dir, quick, files, source)
-        # How the run trained, from its folder: the config may have changed since.
-        if recorded_recipe(files).get("all_train_images", False):
-            train, validation = data.with_validation_joined(train, validation)
-        index = write_report(run, dataset.test, train, validation, out_dir)
-    except ReportError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise typer.Exit(2) from None
+    with reported():
+        index = report_run(
+            files,
+            firmware_dir / f"{files.model_name}.card.json",
+            report_dir(files.root, files.model_name, quick, out_dir),
+            data_dir=data_dir,
+            quick=quick,
+            source=source,
+        )
     print(f"wrote the report: {index}", file=sys.stderr)
 
 
 @app.command()
-def compare(
-    variants: Annotated[
-        list[str],
-        typer.Argument(
-            help="Recipe variants as name:field=value,...  ('base' alone: the config's recipe)."
-        ),
-    ],
-    model: ModelOption = DEFAULT_MODEL,
-    data_dir: DataDirOption = None,
-    train_images: Annotated[
-        int, typer.Option("--train-images", min=500, help="Class-balanced training subset.")
-    ] = 15_000,
-    validation_images: Annotated[
-        int, typer.Option("--validation-images", min=100, help="Class-balanced validation subset.")
-    ] = 5_000,
-    epochs: Annotated[
-        int | None, typer.Option("--epochs", min=1, help="Every variant's epochs (a short run).")
+def firmware(
+    models: Annotated[
+        list[Path] | None,
+        typer.Argument(help="INT8 .tflite models [default: every *_int8.tflite in the folder]."),
     ] = None,
-    runs_dir: Annotated[
-        Path, typer.Option("--runs-dir", help="Where each variant's run folder goes.")
-    ] = Path("runs/compare"),
-    out_dir: Annotated[
-        Path, typer.Option("--out-dir", help="Where <model>.json and <model>.md accumulate.")
-    ] = Path("reports/compare"),
+    firmware_dir: Annotated[
+        Path, typer.Option("--firmware-dir", help="Where the shipped models are.")
+    ] = Path("firmware_models"),
+    images: Annotated[
+        int, typer.Option(min=1, max=10000, help="CIFAR-10 test images to compare on.")
+    ] = DEFAULT_IMAGES,
+    data_dir: DataDirOption = None,
 ) -> None:
-    """Train recipe variants of a config on a training subset and score each on the validation
-    images, clean and under the robustness benchmark's corruptions (never the test set)."""
-    from train.compare import parse_variant, record, run_variant
-
-    try:
-        parsed = [parse_variant(text) for text in variants]
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-    _, train, validation = load_splits(data_dir, quick=False)
-    train = data.subset(train, train_images)
-    if validation_images < len(validation):
-        validation = data.subset(validation, validation_images)
-    config = config_for(model, quick=False)
-    for name, changes in parsed:
-        if epochs is not None:
-            changes = {"epochs": epochs, **changes}
-        result = run_variant(
-            config, name, changes, train=train, validation=validation, runs_dir=runs_dir
-        )
-        print(f"wrote {record(out_dir, model, name, result)}", file=sys.stderr)
-
-
-@app.command()
-def sketch(
-    models: Annotated[list[str], typer.Argument(help="Config names (train/models.py).")],
-    out_dir: Annotated[
-        Path, typer.Option("--out-dir", help="Where <model>_sketch_int8.tflite files go.")
-    ] = Path("runs/sketch"),
-) -> None:
-    """Each config's untrained net as a full-INT8 file, for `edge-cifar bench` beside the
-    references: size, multiply-adds and latency before any training."""
-    from train.sketch import sketch_int8
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in models:
-        path = sketch_int8(config_for(name, quick=False), out_dir / f"{name}_sketch_int8.tflite")
-        print(f"wrote {path} ({path.stat().st_size:,} bytes)", file=sys.stderr)
-
-
-@app.command()
-def throughput(
-    models: Annotated[list[str], typer.Argument(help="Config names (train/models.py).")],
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 128,
-) -> None:
-    """Training images per second of each config on synthetic batches, in float32 and in mixed
-    bfloat16, on this CPU (which the line names)."""
-    from train.precision import FLOAT32, MIXED_BFLOAT16, cpu_description
-    from train.throughput import images_per_second
-
-    configs = [config_for(name, quick=False) for name in models]
-    print(f"{cpu_description()}; batch {batch_size}; images/s through fit")
-    for config in configs:
-        rates = {p: images_per_second(config, p, batch_size) for p in (FLOAT32, MIXED_BFLOAT16)}
+    """Check each INT8 model in TFLite Micro; write its C++ source, header and card figures."""
+    paths = models or sorted(firmware_dir.glob("*_int8.tflite"))
+    if not paths:
         print(
-            f"{config.name}: {rates[FLOAT32]:.0f} float32, {rates[MIXED_BFLOAT16]:.0f} mixed "
-            f"bfloat16 ({rates[MIXED_BFLOAT16] / rates[FLOAT32]:.2f}x)"
+            f"error: no *_int8.tflite in {firmware_dir}/ (make quantize ships one)", file=sys.stderr
         )
+        raise typer.Exit(2)
+    with reported():
+        test = data.load(data_dir).test
+        for path in paths:
+            check = check_model(path, test.images[:images], test.labels[:images])
+            written = write_firmware(check)
+            print(
+                f"{path.name}: arena {check.arena_bytes:,} bytes, same class on {check.images} "
+                f"images, max output difference {check.max_output_diff_steps} step(s), "
+                f"ops {', '.join(sorted(check.ops))}"
+            )
+            print("  wrote " + ", ".join(str(p) for p in written))
 
 
-ROBUSTNESS_QUICK_IMAGES = 200
+@app.command("stamp")
+def stamp_shipped(
+    firmware_dir: Annotated[
+        Path, typer.Option("--firmware-dir", help="Where the shipped models and cards are.")
+    ] = Path("firmware_models"),
+) -> None:
+    """Write TFLite metadata into every shipped model (weights and graph unchanged), add its
+    uint8-interface file, and record the new files' sizes and SHA-256s in its card."""
+    from train.ship import ShipError, restamp  # TensorFlow (module docstring)
+
+    cards = sorted(firmware_dir.glob("*.card.json"))
+    if not cards:
+        print(f"error: no model cards in {firmware_dir}", file=sys.stderr)
+        raise typer.Exit(2)
+    for card in cards:
+        try:
+            say(restamp(card), "stamped")
+        except ShipError as error:
+            fail(error, 2)
 
 
 @app.command()
@@ -620,64 +357,25 @@ def robustness(
 ) -> None:
     """Accuracy under CIFAR-10-C-style corruptions at five severities, every model through
     edge_cifar as the camera runs it; mCA over all corruptions and over the held-out ones."""
-    from train.corruptions import by_name
-    from train.robustness import ModelUnderTest, benchmark, markdown_table, write_result
-
     try:
         chosen = by_name(corruption)
     except KeyError as error:
         raise typer.BadParameter(str(error.args[0])) from None
-    dataset = data.load(data_dir)
+    with reported():
+        under_test = [ModelUnderTest(p.stem, tflite_scorer(p, input_range)) for p in models]
+        dataset = data.load(data_dir)
     count = ROBUSTNESS_QUICK_IMAGES if quick else images
     test = data.subset(dataset.test, count) if count < len(dataset.test) else dataset.test
-    under_test = [ModelUnderTest(path.stem, tflite_scorer(path, input_range)) for path in models]
     result = benchmark(under_test, test, chosen)
-    for path in write_result(result, out_dir):
-        print(f"wrote {path}", file=sys.stderr)
+    say(write_result(result, out_dir))
     print(markdown_table(result))
 
 
-def tflite_scorer(
-    model_path: Path, input_range: str | None = None
-) -> Callable[[np.ndarray], np.ndarray]:
-    """`train.evaluate.tflite_scorer`; a bad model file is one line and exit 2, before any
-    corrupted image is made."""
-    from edge_cifar.interpreter import ModelError
-    from train.evaluate import tflite_scorer as load_scorer
-
-    try:
-        return load_scorer(model_path, input_range)
-    except ModelError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise typer.Exit(2) from None
-
-
-@app.command("stamp")
-def stamp_shipped(
-    firmware_dir: Annotated[
-        Path, typer.Option("--firmware-dir", help="Where the shipped models and cards are.")
-    ] = Path("firmware_models"),
-) -> None:
-    """Write TFLite metadata into every shipped model (weights and graph unchanged), add its
-    uint8-interface file, and record the new files' sizes and SHA-256s in its card."""
-    from train.ship import ShipError, restamp
-
-    cards = sorted(firmware_dir.glob("*.card.json"))
-    if not cards:
-        print(f"error: no model cards in {firmware_dir}", file=sys.stderr)
-        raise typer.Exit(2)
-    for card in cards:
-        try:
-            written = restamp(card)
-        except ShipError as error:
-            print(f"error: {error}", file=sys.stderr)
-            raise typer.Exit(2) from None
-        print(f"stamped {', '.join(str(p) for p in written)}", file=sys.stderr)
+# The measurements behind recipes (train/experiments/commands.py), listed after the steps.
+app.command()(commands.compare)
+app.command()(commands.sketch)
+app.command()(commands.throughput)
 
 
 def main() -> None:
-    try:
-        app()
-    except data.DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    app()

@@ -15,8 +15,11 @@ from tensorflow.lite.tools import flatbuffer_utils
 
 from edge_cifar.interpreter import Model
 from edge_cifar.preprocess import PIXEL_SCALE
-from train.artifacts import write_atomic
+from train.artifacts import RunFiles, write_atomic
 from train.data import Split
+from train.metadata import ModelDescription, stamp
+from train.qat import load_float_model, load_qat_model
+from train.recipe import ModelConfig
 
 REPRESENTATIVE_IMAGES = 200
 # Integer types a full-integer model may hold: int8 activations/weights, int32 biases.
@@ -25,6 +28,20 @@ INTEGER_TYPES = {"int8", "int32"}
 
 class ConversionError(RuntimeError):
     pass
+
+
+def convert_run(config: ModelConfig, files: RunFiles, train: Split) -> list[Path]:
+    """The run's float model as float32 TFLite, its QAT model as full INT8 (calibrated on
+    `train`), the uint8-interface twin; every file stamped with its metadata."""
+    to_float_tflite(load_float_model(config, files), files.float_model)
+    to_int8_tflite(load_qat_model(config, files), train, files.int8_model)
+    write_uint8_model(files.int8_model, files.uint8_model)
+    # The labels travel in the model: the training split's class names (CIFAR-10's or the folder's).
+    about = ModelDescription(config.name, config.description, train.class_names)
+    written = [files.float_model, files.int8_model, files.uint8_model]
+    for path in written:
+        stamp(path, about)
+    return written
 
 
 def to_float_tflite(model: keras.Model, path: Path) -> Path:

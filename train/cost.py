@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from edge_cifar.interpreter import Model
 from train.artifacts import RunFiles
+from train.card import CardError, ModelCard, TeacherCost, TrainingCost, read_card
 
 TRAINING_FLOPS_PER_MAC = 6
 INFERENCE_FLOPS_PER_MAC = 2
@@ -31,37 +31,43 @@ def images_per_epoch(train_images: int, batch_size: int) -> int:
     return (train_images // batch_size) * batch_size
 
 
-def card_training_flops(card: dict[str, Any], firmware_dir: Path) -> int:
+def card_training_flops(card: ModelCard, firmware_dir: Path) -> int:
     """The training FLOPs a model card stands for: its own record, else (cards shipped before
     the record existed) derived from its recipe, training images and INT8 file, teachers
     included."""
-    if "training_cost" in card:
-        return int(card["training_cost"]["total_flops"])
-    training, recipe = card["training"], card["training"]["recipe"]
-    macs = Model(firmware_dir / card["int8_model"]["file"]).multiply_adds()
+    if card.training_cost is not None:
+        return card.training_cost.total_flops
+    training, recipe = card.training, card.training.recipe
+    if card.int8_model is None:
+        raise CardError(f"{card.model}'s card records neither its cost nor an INT8 file")
+    macs = Model(firmware_dir / card.int8_model.file).multiply_adds()
     epochs = recipe["epochs"] + recipe["qat_epochs"]
-    images = epochs * images_per_epoch(training["train_images"], recipe["batch_size"])
+    images = epochs * images_per_epoch(training.train_images, recipe["batch_size"])
     own = TRAINING_FLOPS_PER_MAC * macs * images
     teacher = recipe.get("teacher")
     if not teacher:
         return int(own)
-    teacher_card = json.loads((firmware_dir / f"{teacher}.card.json").read_text())
-    return int(own + teacher_cost(teacher_card, firmware_dir, training["train_images"])["flops"])
+    return int(own + shipped_teacher_cost(teacher, firmware_dir, training.train_images).flops)
 
 
 def teacher_cost(
-    teacher_card: dict[str, Any], firmware_dir: Path, train_images: int
-) -> dict[str, Any]:
+    name: str, float_model: Path, training_flops: int, train_images: int
+) -> TeacherCost:
     """A teacher's share of a student's cost: its training, and scoring the student's images."""
-    macs = Model(firmware_dir / teacher_card["float_model"]["file"]).multiply_adds()
-    training = card_training_flops(teacher_card, firmware_dir)
+    macs = Model(float_model).multiply_adds()
     scoring = INFERENCE_FLOPS_PER_MAC * macs * train_images * TEACHER_VIEWS
-    return {
-        "name": teacher_card["model"],
-        "training_flops": training,
-        "scoring_flops": scoring,
-        "flops": training + scoring,
-    }
+    return TeacherCost(name, training_flops, scoring, training_flops + scoring)
+
+
+def shipped_teacher_cost(teacher: str, firmware_dir: Path, train_images: int) -> TeacherCost:
+    """`teacher_cost` of the shipped teacher of that name, from its card."""
+    card = read_card(firmware_dir / f"{teacher}.card.json")
+    return teacher_cost(
+        card.model,
+        firmware_dir / card.float_model.file,
+        card_training_flops(card, firmware_dir),
+        train_images,
+    )
 
 
 def training_cost(
@@ -72,19 +78,10 @@ def training_cost(
     batch_size: int,
     teacher: str | None,
     firmware_dir: Path,
-) -> dict[str, Any]:
+) -> TrainingCost:
     """The card's record of a run's cost: multiply-adds per image, images seen, its own FLOPs,
     its teacher's and the total."""
     images = epochs_trained(files) * images_per_epoch(train_images, batch_size)
     own = TRAINING_FLOPS_PER_MAC * multiply_adds * images
-    teacher_share = None
-    if teacher:
-        teacher_card = json.loads((firmware_dir / f"{teacher}.card.json").read_text())
-        teacher_share = teacher_cost(teacher_card, firmware_dir, train_images)
-    return {
-        "multiply_adds_per_image": multiply_adds,
-        "images_seen": images,
-        "own_flops": own,
-        "teacher": teacher_share,
-        "total_flops": own + (teacher_share["flops"] if teacher_share else 0),
-    }
+    share = shipped_teacher_cost(teacher, firmware_dir, train_images) if teacher else None
+    return TrainingCost(multiply_adds, images, own, share, own + (share.flops if share else 0))

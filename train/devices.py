@@ -6,9 +6,12 @@ import tensorflow as tf
 
 
 def split_cpu(devices: int) -> None:
-    """Expose `devices` logical CPU devices; TensorFlow accepts this only before it first runs."""
+    """Expose `devices` logical CPU devices; TensorFlow accepts this only before it first runs,
+    so a second call (`quantize` trains twice) leaves the split as it is."""
     if devices > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
+        if tf.config.get_logical_device_configuration(cpu) is not None:
+            return
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(devices)]
         )

@@ -5,8 +5,8 @@ The teacher scores each training image once, unaugmented, through `edge_cifar` (
 path); a crop shifted by a few pixels or a mirror image keeps nearly the same class distribution,
 so the scores serve every epoch's augmentations and distillation costs one pass over the data
 instead of a teacher forward pass per step. Each image's score is the mean of the image's and its
-mirror's: the student sees both at random, and the airbench teacher is 1.3 pt more accurate that
-way (train/NOTES.md, session 16).
+mirror's: the student sees both at random, and the airbench teacher is more accurate that way
+(train/NOTES.md).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_cifar.model_files import CHECKOUT_MODELS_DIR
-from train.artifacts import RunFiles, write_npz
+from train.artifacts import RunFiles, shipped_float_model, write_npz
 from train.data import DataError, Split
-from train.models import Recipe
-from train.pipeline import one_hot
+from train.inputs import one_hot
+from train.recipe import Recipe
+from train.scoring import tflite_scores
 
 
 class TeacherError(DataError):
@@ -30,7 +30,7 @@ class TeacherError(DataError):
 
 
 def teacher_path(teacher: str) -> Path:
-    return CHECKOUT_MODELS_DIR / f"{teacher}_float.tflite"
+    return shipped_float_model(teacher)
 
 
 def _fingerprint(model_bytes: bytes, split: Split) -> str:
@@ -44,8 +44,6 @@ def _fingerprint(model_bytes: bytes, split: Split) -> str:
 def two_view_scores(model_path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A teacher's class scores for RGB images: each image's own, and the mean over each image
     and its mirror (the targets distillation uses)."""
-    from train.evaluate import tflite_scores
-
     plain = tflite_scores(model_path, images)
     mirrored = tflite_scores(model_path, np.ascontiguousarray(images[:, :, ::-1]))
     return plain, (plain + mirrored) / 2

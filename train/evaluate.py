@@ -6,47 +6,22 @@ as the BGR frame OpenCV would deliver.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import tf_keras as keras
 
-from edge_cifar.classifier import Classifier
-from edge_cifar.interpreter import Model
 from edge_cifar.preprocess import PIXEL_SCALE
 from train.artifacts import RunFiles, write_atomic, write_npz
 from train.data import Split
 from train.metrics import classification_report
+from train.robustness import ModelUnderTest, benchmark
+from train.scoring import Scorer, tflite_scorer, tflite_scores
 
 MODEL_KINDS = ("float_keras", "float_tflite", "int8_tflite")
-
-
-def classifier_scores(classifier: Classifier, images: np.ndarray) -> np.ndarray:
-    """Class scores for RGB images, each fed as the BGR frame OpenCV would deliver, one at a time
-    as on the device."""
-    scores = np.empty((len(images), classifier.model.output.shape[-1]), dtype=np.float32)
-    for i, image in enumerate(images):
-        scores[i] = classifier.classify(np.ascontiguousarray(image[..., ::-1])).scores
-    return scores
-
-
-def tflite_scorer(
-    model_path: Path, input_range: str | None = None
-) -> Callable[[np.ndarray], np.ndarray]:
-    """Class scores of a TFLite model for RGB images, through the camera's code; the model is
-    loaded (and checked against its card) once, here, however often the scorer runs."""
-    classifier = Classifier(Model(model_path, threads=1), input_range=input_range)
-    return functools.partial(classifier_scores, classifier)
-
-
-def tflite_scores(model_path: Path, images: np.ndarray) -> np.ndarray:
-    """Class scores of a TFLite model for RGB images, through the camera's code."""
-    return tflite_scorer(model_path)(images)
 
 
 def keras_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:
@@ -101,12 +76,10 @@ def summary_line(result: dict[str, Any]) -> str:
 
 
 def evaluate_robustness(
-    files: RunFiles, test: Split, references: dict[str, Callable[[np.ndarray], np.ndarray]]
+    files: RunFiles, test: Split, references: Mapping[str, Scorer]
 ) -> dict[str, Any]:
     """The float and INT8 TFLite models, and any reference models beside them, under the
     robustness benchmark's corruptions, through the camera's code (robustness.json)."""
-    from train.robustness import ModelUnderTest, benchmark
-
     models = [
         ModelUnderTest(kind, tflite_scorer(path))
         for kind, path in (("float", files.float_model), ("int8", files.int8_model))

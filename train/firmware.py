@@ -12,33 +12,35 @@ For every `<model>_int8.tflite` in firmware_models/ this step
 4. writes `<model>_int8.h` and `.cc` (the bytes, 16-byte aligned, the ops a resolver must register,
    the arena size) and adds the figures to the model card.
 
-    python -m train.firmware                      # every INT8 model in firmware_models/
-    python -m train.firmware path/to/x_int8.tflite --images 100
+    python -m train firmware                      # every INT8 model in firmware_models/
+    python -m train firmware path/to/x_int8.tflite --images 100
+    python -m train.firmware ...                  # the same; the name generated headers give
+
+`python -m train quantize` runs the check on the model it ships (train/pipeline.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-import typer
 
 from edge_cifar import model_files
-from edge_cifar.interpreter import Model, ModelError, read_model_bytes
+from edge_cifar.interpreter import Model, read_model_bytes
 from edge_cifar.preprocess import frame_to_input
-from train import data
 from train.artifacts import write_atomic
+from train.card import card_files, read_card, updated
 from train.labels import CLASS_NAMES
 
 # Enough images that a kernel difference which flips a class shows up; more only adds minutes.
@@ -62,7 +64,8 @@ class FirmwareError(RuntimeError):
 
 
 def tflm_runtime() -> Any:
-    """TFLite Micro's Python interpreter (x86-64 wheels only), imported when needed."""
+    """TFLite Micro's Python interpreter (x86-64 wheels only), imported when needed: an optional
+    dependency (the `firmware` extra)."""
     try:
         from tflite_micro import runtime
     except ImportError:
@@ -73,7 +76,7 @@ def tflm_runtime() -> Any:
 
 
 def tflm_version() -> str:
-    import tflite_micro
+    import tflite_micro  # optional, as in tflm_runtime
 
     return str(tflite_micro.__version__)
 
@@ -320,41 +323,14 @@ def c_source(check: TflmCheck, model_bytes: bytes) -> str:
     )
 
 
-def card_markdown_path(card_path: Path) -> Path:
-    return card_path.with_name(card_path.name.removesuffix(".json") + ".md")
-
-
-def firmware_markdown(card: dict[str, Any]) -> str:
-    ops = ", ".join(card["tflm_ops"])
-    return "\n".join(
-        [
-            "",
-            "## TFLite Micro",
-            "",
-            f"- tensor arena: {card['tflm_arena_bytes']:,} bytes "
-            f"({card['tflm_arena_bytes'] / 1024:.1f} KiB), the smallest that allocates",
-            f"- same class as LiteRT's reference kernels on {card['tflm_images_checked']} CIFAR-10 "
-            f"test images; largest output difference {card['tflm_max_output_diff_steps']} "
-            "quantization step(s)",
-            f"- ops the resolver registers: {ops}",
-            f"- C++: `{card['model']}_int8.h` / `.cc` (tflite-micro {card['tflm_version']})",
-            "",
-        ]
-    )
-
-
-def update_card(card_path: Path, check: TflmCheck) -> None:
+def update_card(card_path: Path, check: TflmCheck) -> list[Path]:
     """Add the TFLite Micro figures to the card (JSON and Markdown); existing fields stay."""
-    # train.ship imports the model builders (TensorFlow): only needed when a card is rewritten.
-    from train.ship import card_markdown
-
-    card = json.loads(card_path.read_text())
-    card.update(check.card_fields())
-    markdown = card_markdown(card)
-    if "## TFLite Micro" not in markdown:  # until ship's own Markdown shows these fields
-        markdown += firmware_markdown(card)
-    write_atomic(card_path, (json.dumps(card, indent=1) + "\n").encode())
-    write_atomic(card_markdown_path(card_path), markdown.encode())
+    card = updated(read_card(card_path), **check.card_fields())
+    written = []
+    for name, content in card_files(card).items():
+        write_atomic(card_path.with_name(name), content)
+        written.append(card_path.with_name(name))
+    return written
 
 
 def write_firmware(check: TflmCheck) -> list[Path]:
@@ -367,54 +343,9 @@ def write_firmware(check: TflmCheck) -> list[Path]:
     written = [header, source]
     card = model_files.card_path(check.model_path)
     if card is not None:
-        update_card(card, check)
-        written += [card, card_markdown_path(card)]
+        written += update_card(card, check)
     return written
 
 
-# --- command line -------------------------------------------------------------------------------
-
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
-
-
-@app.command()
-def firmware(
-    models: Annotated[
-        list[Path] | None,
-        typer.Argument(help="INT8 .tflite models [default: every *_int8.tflite in the folder]."),
-    ] = None,
-    firmware_dir: Annotated[
-        Path, typer.Option("--firmware-dir", help="Where the shipped models are.")
-    ] = Path("firmware_models"),
-    images: Annotated[
-        int, typer.Option(min=1, max=10000, help="CIFAR-10 test images to compare on.")
-    ] = DEFAULT_IMAGES,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="CIFAR-10 folder; else $CIFAR10_DIR.")
-    ] = None,
-) -> None:
-    """Check each INT8 model in TFLite Micro; write its C++ source, header and card figures."""
-    paths = models or sorted(firmware_dir.glob("*_int8.tflite"))
-    if not paths:
-        typer.echo(
-            f"error: no *_int8.tflite in {firmware_dir}/ (make quantize ships one)", err=True
-        )
-        raise typer.Exit(2)
-    try:
-        test = data.load(data_dir).test
-        for path in paths:
-            check = check_model(path, test.images[:images], test.labels[:images])
-            written = write_firmware(check)
-            typer.echo(
-                f"{path.name}: arena {check.arena_bytes:,} bytes, same class on {check.images} "
-                f"images, max output difference {check.max_output_diff_steps} step(s), "
-                f"ops {', '.join(sorted(check.ops))}"
-            )
-            typer.echo("  wrote " + ", ".join(str(p) for p in written))
-    except (FirmwareError, ModelError, data.DataError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-
-
-if __name__ == "__main__":
-    app()
+if __name__ == "__main__":  # `python -m train.firmware`: the command line's `firmware` step
+    sys.exit(subprocess.call([sys.executable, "-m", "train", "firmware", *sys.argv[1:]]))

@@ -20,9 +20,11 @@ from train.artifacts import RunFiles, write_atomic
 from train.data import Split
 from train.devices import training_strategy
 from train.distill import training_targets
-from train.models import ModelConfig, Recipe
-from train.pipeline import evaluation_dataset, training_dataset
+from train.inputs import evaluation_dataset, training_dataset
+from train.models import build
 from train.precision import FLOAT32, float_training_precision, use_precision
+from train.recipe import ModelConfig, Recipe
+from train.transfer import pretrained_model
 
 
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
@@ -192,16 +194,16 @@ def train_float(config: ModelConfig, train: Split, validation: Split, files: Run
         files.float_weights,
         float_training_precision(),
     )
-    build = config.build
-    if (pretrained := recipe.pretrained) is not None:
-        from train.transfer import pretrained_model
-
-        def build() -> keras.Model:
-            return pretrained_model(config.build, pretrained, train)
+    pretrained = recipe.pretrained
 
     def whitened() -> keras.Model:
+        model = (
+            build(config)
+            if pretrained is None
+            else pretrained_model(lambda: build(config), pretrained, train)
+        )
         # A whitening layer's filters come from the training images (train/airbench.py).
-        return whiten_from(build(), train)
+        return whiten_from(model, train)
 
     return train_phase(
         phase, whitened, recipe=recipe, train=train, validation=validation, files=files

@@ -1,102 +1,130 @@
-"""tf.data input pipelines: augmentation for training, plain batches for evaluation.
+"""The steps of `python -m train quantize`, in their order; each runs alone on a `Run`.
 
-Images stay uint8 until the last step, which scales them with the runtime's own `PIXEL_SCALE`, so
-training sees exactly what `edge_cifar.preprocess` gives the float model on the device.
+    fit       float training (resumes; skipped when the float weights exist)     float.h5
+    qat       quantization-aware fine-tuning (the same)                          qat.h5
+    convert   float and full-INT8 TFLite, the uint8-interface file, metadata     *.tflite
+    evaluate  float vs INT8 through edge_cifar, the INT8 gate, robustness        evaluation.json,
+                                                                                 predictions.npz,
+                                                                                 robustness.json
+    firmware  the INT8 model in TFLite Micro: arena, ops, same classes           (in the card)
+    ship      the card, built once, and every file into firmware_models/         <model>.card.*,
+                                                                                 *.tflite, *.h/.cc
+    report    plots and Markdown from the saved files                            reports/<model>/
+
+A float teacher (`ModelConfig.float_only`) stops after `fit` with its float file and card.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import tensorflow as tf
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from edge_cifar.preprocess import PIXEL_SCALE
-from train.camera_augment import camera_effects
-from train.data import Split
-
-# Random crops from an image reflect-padded by an eighth of its side: shifts of up to 4 pixels
-# for a 32x32 CIFAR-10 image (a 40x40 padded one), the same share of a larger input.
-PAD_FRACTION = 8
-
-
-def _crop_and_flip(image: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
-    pad = image.shape[0] // PAD_FRACTION
-    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
-    cropped = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seeds[0])
-    return tf.image.stateless_random_flip_left_right(cropped, seed=seeds[1])
-
-
-def _cut_out(image: tf.Tensor, seed: tf.Tensor, size: int, fill: tf.Tensor) -> tf.Tensor:
-    """Cutout (DeVries & Taylor, 2017): a `size` x `size` square painted `fill`, centred anywhere
-    in the image, so near an edge only part of it lands inside."""
-    height, width = image.shape[0], image.shape[1]
-    unit = tf.random.stateless_uniform([2], seed=seed)
-    centre = tf.cast(unit * [height, width], tf.int32)
-    top, left = centre[0] - size // 2, centre[1] - size // 2
-    rows, cols = tf.range(height)[:, None], tf.range(width)[None, :]
-    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
-    return tf.where(inside[:, :, None], fill, image)
+from train import data
+from train.convert import convert_run
+from train.devices import split_cpu
+from train.evaluate import evaluate, evaluate_robustness
+from train.firmware import DEFAULT_IMAGES, TflmCheck, check_model
+from train.fit import train_float
+from train.qat import load_float_model, train_qat
+from train.report import load_run, write_report
+from train.run import ROBUSTNESS_QUICK_IMAGES, Int8DropError, Run
+from train.scoring import Scorer
+from train.ship import device_card
+from train.ship import ship as ship_files
+from train.teacher import ship_teacher, teacher_card
 
 
-def _to_model_input(images: tf.Tensor, targets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    return tf.cast(images, tf.float32) * PIXEL_SCALE, targets
+@dataclass(frozen=True)
+class Evaluation:
+    """What `evaluate` measured, as the card takes it."""
+
+    result: dict[str, Any]  # evaluation.json
+    robustness: dict[str, Any]  # robustness.json
+    parameters: int
 
 
-def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
-    targets: np.ndarray = np.eye(classes, dtype=np.float32)[labels]
-    return targets
+def fit(run: Run) -> Path:
+    split_cpu(run.devices)
+    return train_float(run.config, run.train, run.validation, run.files)
 
 
-def training_dataset(
-    split: Split,
-    targets: np.ndarray,
-    batch_size: int,
-    seed: int,
-    cutout: int = 0,
-    camera_augment: float = 0.0,
-) -> tf.data.Dataset:
-    """Shuffled, augmented batches of the images and their target distributions (one-hot labels,
-    or soft targets from a teacher), reshuffled and re-augmented every epoch: a random crop of the
-    reflect-padded image, a random mirror, with `camera_augment` > 0 each camera effect
-    (train/camera_augment.py) with that probability, and with `cutout` > 0 a square of that side
-    painted the mean colour of the split."""
-    examples = tf.data.Dataset.from_tensor_slices((split.images, targets)).shuffle(
-        len(split), seed=seed, reshuffle_each_iteration=True
+def qat(run: Run) -> Path:
+    split_cpu(run.devices)
+    return train_qat(run.config, run.train, run.validation, run.files)
+
+
+def convert(run: Run) -> list[Path]:
+    return convert_run(run.config, run.files, run.train)
+
+
+def evaluate_models(
+    run: Run, *, max_drop: float, references: Mapping[str, Scorer] | None = None
+) -> Evaluation:
+    """Float Keras, float TFLite and INT8 TFLite on the test images; Int8DropError when INT8 is
+    more than `max_drop` points below float; then the robustness benchmark on the same images (a
+    small subset when QUICK), any reference models beside ours."""
+    float_model = load_float_model(run.config, run.files)
+    test = run.test
+    result = evaluate(float_model, run.files, test)
+    if result["int8_drop_pt"] > max_drop:
+        raise Int8DropError(
+            f"INT8 accuracy is {result['int8_drop_pt']:.2f} pt below float "
+            f"(allowed: {max_drop:.2f}); nothing shipped"
+        )
+    robustness_test = data.subset(test, ROBUSTNESS_QUICK_IMAGES) if run.quick else test
+    robustness = evaluate_robustness(run.files, robustness_test, dict(references or {}))
+    return Evaluation(result, robustness, int(float_model.count_params()))
+
+
+def check_firmware(int8_model: Path, data_dir: Path | None) -> TflmCheck:
+    """The INT8 model in TFLite Micro against LiteRT's reference kernels, on CIFAR-10 test
+    images as the camera would feed them (any model's input size)."""
+    test = data.load(data_dir).test
+    return check_model(int8_model, test.images[:DEFAULT_IMAGES], test.labels[:DEFAULT_IMAGES])
+
+
+def ship(
+    run: Run, evaluation: Evaluation, firmware_dir: Path, tflm: TflmCheck | None
+) -> list[Path]:
+    """Build the model card once and write it with every shipped file."""
+    card = device_card(
+        run.config,
+        run.files,
+        run.provenance(),
+        evaluation.result,
+        evaluation.robustness,
+        parameters=evaluation.parameters,
+        tflm=tflm,
     )
-    # Stateless ops keyed by per-element seeds: the same run gives the same augmentation, however
-    # many threads the map uses. A seed pair per random op; without cutout and camera effects the
-    # stream is the two-op one every run before them used.
-    ops = 2 + bool(cutout) + bool(camera_augment)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2 * ops)
-    seeds = seeds.map(lambda s: tf.reshape(s, (ops, 2)))
-    if cutout:
-        fill = tf.constant(np.round(split.images.mean(axis=(0, 1, 2))).astype(np.uint8))
-    if camera_augment:
-        camera = camera_effects(camera_augment)
-
-    def augment(
-        example: tuple[tf.Tensor, tf.Tensor], seeds: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        image, target = example
-        image = _crop_and_flip(image, seeds)
-        if camera_augment:
-            image = camera(image, seeds[-1])
-        if cutout:
-            image = _cut_out(image, seeds[2], cutout, fill)
-        return image, target
-
-    return (
-        tf.data.Dataset.zip((examples, seeds))
-        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size, drop_remainder=True)
-        .map(_to_model_input, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    return ship_files(card, run.files, firmware_dir, tflm)
 
 
-def evaluation_dataset(split: Split, batch_size: int = 500) -> tf.data.Dataset:
-    return (
-        tf.data.Dataset.from_tensor_slices((split.images, one_hot(split.labels, split.classes)))
-        .batch(batch_size)
-        .map(_to_model_input)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+def ship_float_teacher(run: Run, firmware_dir: Path) -> list[Path]:
+    """A float-only config's last steps: its float file, accuracy and card (train/teacher.py)."""
+    card = teacher_card(run.config, run.files, run.test, run.provenance())
+    return ship_teacher(card, run.files, firmware_dir)
+
+
+def quantize(
+    run: Run,
+    *,
+    max_drop: float,
+    firmware_dir: Path,
+    report_dir: Path,
+    references: Mapping[str, Scorer] | None = None,
+) -> list[Path]:
+    """Every step, in order; returns the files shipped and the report's index. A QUICK run skips
+    the TFLite Micro check (seconds of a test's minutes, and its model is never flashed)."""
+    fit(run)
+    if run.config.float_only:
+        return ship_float_teacher(run, firmware_dir)
+    qat(run)
+    convert(run)
+    evaluation = evaluate_models(run, max_drop=max_drop, references=references)
+    tflm = None if run.quick else check_firmware(run.files.int8_model, run.data_dir)
+    shipped = ship(run, evaluation, firmware_dir, tflm)
+    saved = load_run(run.files, firmware_dir / f"{run.config.name}.card.json")
+    index = write_report(saved, run.dataset.test, run.train, run.validation, report_dir)
+    return [*shipped, index]

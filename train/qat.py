@@ -11,11 +11,12 @@ import tf_keras as keras
 from train.artifacts import RunFiles
 from train.data import Split
 from train.fit import Phase, train_phase
-from train.models import ModelConfig
+from train.models import build
+from train.recipe import ModelConfig
 
 
 def load_float_model(config: ModelConfig, files: RunFiles) -> keras.Model:
-    model = config.build()
+    model = build(config)
     model.load_weights(str(files.float_weights))
     return model
 
@@ -66,7 +67,7 @@ def quantize_aware(model: keras.Model) -> keras.Model:
 
 def load_qat_model(config: ModelConfig, files: RunFiles) -> keras.Model:
     with _scope():
-        model = quantize_aware(config.build())
+        model = quantize_aware(build(config))
         model.load_weights(str(files.qat_weights))
     return model
 

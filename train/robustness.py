@@ -11,22 +11,23 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from train.artifacts import write_atomic
 from train.corruptions import CORRUPTIONS, SEVERITIES, Corruption, corrupt
 from train.data import Split
+from train.plots import png_bytes
+from train.scoring import Scorer
 
-# Kinds of corruption the camera augmentations of train/pipeline.py do not produce: their mCA
+# Kinds of corruption the camera augmentations of train/inputs.py do not produce: their mCA
 # measures robustness that was not trained for.
 HELD_OUT = frozenset({"impulse_noise", "speckle_noise", "zoom_blur", "fog", "saturate", "pixelate"})
-
-Scorer = Callable[[np.ndarray], np.ndarray]  # uint8 RGB images -> class scores
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,6 @@ def markdown_table(result: dict[str, Any]) -> str:
 def family_curves_png(result: dict[str, Any]) -> bytes:
     """One panel per corruption family: accuracy against severity, a line per model, the clean
     accuracy at severity 0."""
-    from matplotlib.figure import Figure
-
-    from train.report import png_bytes
-
     families = sorted({facts["family"] for facts in result["corruptions"].values()})
     figure = Figure(figsize=(3.2 * len(families), 3.6), layout="constrained")
     figure.suptitle(

@@ -14,8 +14,9 @@ import numpy as np
 
 from train.convert import to_int8_tflite
 from train.data import Split
-from train.models import ModelConfig
+from train.models import build
 from train.qat import quantize_aware
+from train.recipe import ModelConfig
 
 CALIBRATION_IMAGES = 8
 
@@ -27,4 +28,4 @@ def sketch_int8(config: ModelConfig, path: Path, seed: int = 0) -> Path:
         0, 256, (CALIBRATION_IMAGES, side, side, 3), dtype=np.uint8
     )
     calibration = Split(images, np.zeros(CALIBRATION_IMAGES, np.int64))
-    return to_int8_tflite(quantize_aware(config.build()), calibration, path)
+    return to_int8_tflite(quantize_aware(build(config)), calibration, path)

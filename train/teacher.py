@@ -10,13 +10,20 @@ which every student's card then counts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from edge_cifar.interpreter import Model
 from train.artifacts import RunFiles
+from train.card import ModelCard, Provenance, card_files, laid_out
+from train.convert import to_float_tflite
 from train.data import Split
-from train.models import ModelConfig
+from train.distill import two_view_scores
+from train.evaluate import keras_scores
+from train.metadata import ModelDescription, stamp
+from train.qat import load_float_model
+from train.recipe import ModelConfig
+from train.ship import shared_facts, write_all
 
 
 def _accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -24,59 +31,37 @@ def _accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def teacher_card(
-    config: ModelConfig,
-    files: RunFiles,
-    test: Split,
-    *,
-    command: str,
-    train_images: int,
-    validation_images: int,
-    data_name: str,
-    data_sha256: str,
-) -> dict[str, Any]:
+    config: ModelConfig, files: RunFiles, test: Split, provenance: Provenance
+) -> ModelCard:
     """Convert the trained float model, score it on `test` (Keras; the TFLite file alone and over
     image and mirror, from one pass over each view), and describe it."""
-    from edge_cifar.interpreter import Model
-    from train.convert import to_float_tflite
-    from train.distill import two_view_scores
-    from train.evaluate import keras_scores
-    from train.metadata import ModelDescription, stamp
-    from train.qat import load_float_model
-    from train.ship import shared_card_facts
-
     model = load_float_model(config, files)
     stamp(
         to_float_tflite(model, files.float_model),
         ModelDescription(config.name, config.description, test.class_names),
     )
-    card = shared_card_facts(
+    shared = shared_facts(
         config,
         files,
-        command=command,
+        provenance,
         labels=list(test.class_names),
         parameters=int(model.count_params()),
         multiply_adds=Model(files.float_model).multiply_adds(),
-        train_images=train_images,
-        validation_images=validation_images,
-        data_name=data_name,
-        data_sha256=data_sha256,
     )
     plain, two_view = two_view_scores(files.float_model, test.images)
-    return {
-        **card,
-        "float_only": True,
-        "test_images": len(test),
-        "float_accuracy": _accuracy(keras_scores(model, test.images), test.labels),
-        "float_tflite_accuracy": _accuracy(plain, test.labels),
-        "two_view_accuracy": _accuracy(two_view, test.labels),
-    }
+    card = ModelCard(
+        **shared,
+        float_only=True,
+        test_images=len(test),
+        float_accuracy=_accuracy(keras_scores(model, test.images), test.labels),
+        float_tflite_accuracy=_accuracy(plain, test.labels),
+        two_view_accuracy=_accuracy(two_view, test.labels),
+    )
+    return laid_out(card)
 
 
-def ship_teacher(card: dict[str, Any], files: RunFiles, firmware_dir: Path) -> list[Path]:
+def ship_teacher(card: ModelCard, files: RunFiles, firmware_dir: Path) -> list[Path]:
     """Write the teacher's float file and its card into `firmware_dir`, each renamed into place."""
-    from train.ship import card_text, write_all
-
     return write_all(
-        firmware_dir,
-        {card["float_model"]["file"]: files.float_model.read_bytes(), **card_text(card)},
+        firmware_dir, {card.float_model.file: files.float_model.read_bytes(), **card_files(card)}
     )

@@ -13,7 +13,8 @@ from train.airbench import (
     whiten_from,
 )
 from train.data import Split
-from train.models import CONFIGS
+from train.models import build
+from train.recipe import CONFIGS
 
 
 def correlated_images(count: int, seed: int = 0) -> np.ndarray:
@@ -81,7 +82,7 @@ def test_batchnorm_offsets_step_64_times_further_and_weights_as_usual():
 
 def test_the_teacher_is_airbench94s_net_and_trains_from_whitened_patches():
     teacher = CONFIGS["teacher"]
-    model = teacher.build()
+    model = build(teacher)
     assert isinstance(model, ScaledBiasModel)
     assert 1.9e6 < model.count_params() < 2.1e6
     images = (correlated_images(64, seed=2) * 255).clip(0, 255).astype(np.uint8)
@@ -93,7 +94,7 @@ def test_the_teacher_is_airbench94s_net_and_trains_from_whitened_patches():
 
 
 def test_a_device_model_is_left_as_built():
-    model = CONFIGS["tiny"].build()
+    model = build(CONFIGS["tiny"])
     split = Split(np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4, np.uint8))
     weights = [w.copy() for w in model.get_weights()]
     whiten_from(model, split)

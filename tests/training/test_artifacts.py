@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from train.artifacts import RecipeMismatchError, RunFiles, claim_run
-from train.models import Recipe
+from train.recipe import Recipe
 
 
 def test_a_new_run_records_its_recipe_and_resumes_under_the_same(tmp_path: Path) -> None:

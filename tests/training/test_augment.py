@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from train.camera_augment import blur_kernels
+from train.card import ModelCard, card_markdown
 from train.data import Split
-from train.pipeline import one_hot, training_dataset
-from train.ship import card_markdown
+from train.inputs import one_hot, training_dataset
+from train.records import from_json
 
 LIGHT, DARK = 200, 0
 
@@ -119,7 +120,9 @@ def test_the_card_names_every_augmentation_its_recipe_used(camera: float) -> Non
     card = json.loads(shipped.read_text())
     card["training"]["recipe"] |= {"cutout": 12, "camera_augment": camera}
     (line,) = [
-        line for line in card_markdown(card).splitlines() if line.startswith("- augmentation")
+        line
+        for line in card_markdown(from_json(ModelCard, card, "card")).splitlines()
+        if line.startswith("- augmentation")
     ]
     assert "cutout 12 x 12 px" in line
     assert ("camera effects" in line) == bool(camera)

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from train.cli import app
-from train.compare import parse_variant
+from train.experiments.compare import parse_variant
 
 
 def test_a_variant_converts_each_value_to_its_recipe_field_type():

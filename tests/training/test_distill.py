@@ -9,6 +9,7 @@ import pytest
 
 from train import data, distill
 from train.artifacts import write_npz
+from train.card import ModelCard, card_markdown
 from train.data import Split
 from train.distill import (
     TeacherError,
@@ -18,7 +19,7 @@ from train.distill import (
     teacher_scores,
 )
 from train.labels import NUM_CLASSES
-from train.ship import card_markdown
+from train.records import from_json
 
 TEACHER = teacher_path("seed")
 
@@ -68,7 +69,7 @@ def test_teacher_scores_come_from_the_model_and_are_cached(
         raise AssertionError("scored again although the cache matches")
 
     assert recorded_teacher_sha256(cache) == hashlib.sha256(TEACHER.read_bytes()).hexdigest()
-    monkeypatch.setattr("train.evaluate.tflite_scores", no_scoring)
+    monkeypatch.setattr("train.distill.tflite_scores", no_scoring)
     np.testing.assert_array_equal(teacher_scores(TEACHER, split, cache), scores)
     # Other images: the cache no longer matches, so the teacher runs again.
     other = Split(test_split.images[16:32], test_split.labels[16:32])
@@ -103,7 +104,9 @@ def test_the_card_names_the_teacher_file_it_learned_from() -> None:
     card["training"]["recipe"].update(teacher="default", distillation_weight=0.5)
     card["training"]["teacher_sha256"] = "ab" * 32
     distilled = [
-        line for line in card_markdown(card).splitlines() if line.startswith("- distilled")
+        line
+        for line in card_markdown(from_json(ModelCard, card, "card")).splitlines()
+        if line.startswith("- distilled")
     ]
     assert len(distilled) == 1
     assert "`default_float.tflite`" in distilled[0] and "SHA-256 `" + "ab" * 32 in distilled[0]

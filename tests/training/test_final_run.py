@@ -10,10 +10,12 @@ import pytest
 
 from train import data
 from train.artifacts import RunFiles
-from train.compare import parse_variant
+from train.card import ModelCard, card_markdown
+from train.experiments.compare import parse_variant
 from train.fit import Phase, train_phase
-from train.models import get_config
-from train.ship import card_markdown
+from train.models import build
+from train.recipe import get_config
+from train.records import from_json
 
 SHIPPED_CARD = Path(__file__).resolve().parents[2] / "firmware_models" / "default.card.json"
 
@@ -47,7 +49,9 @@ def test_a_phase_logs_validation_metrics_only_when_images_are_held_out(
     recipe = dataclasses.replace(config.recipe, epochs=1, warmup_epochs=1, teacher=None)
     files = RunFiles(tmp_path / "run", "tiny")
     phase = Phase("float", 1, recipe.peak_lr, 1, files.float_weights)
-    train_phase(phase, config.build, recipe=recipe, train=train, validation=validation, files=files)
+    train_phase(
+        phase, lambda: build(config), recipe=recipe, train=train, validation=validation, files=files
+    )
     assert files.float_weights.is_file()
     (entry,) = json.loads(files.history("float").read_text())
     assert "accuracy" in entry
@@ -57,9 +61,9 @@ def test_a_phase_logs_validation_metrics_only_when_images_are_held_out(
 def test_the_card_says_no_image_was_held_out() -> None:
     card = json.loads(SHIPPED_CARD.read_text())
     card["training"].update(train_images=45000, validation_images=5000)
-    assert "validation held out" in card_markdown(card)
+    assert "validation held out" in card_markdown(from_json(ModelCard, card, "card"))
     card["training"].update(train_images=50000, validation_images=0)
-    text = card_markdown(card)
+    text = card_markdown(from_json(ModelCard, card, "card"))
     assert "all 50,000 training images" in text and "validation held out" not in text
 
 

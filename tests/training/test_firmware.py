@@ -4,6 +4,7 @@ Most tests use a small 10-class INT8 model built here (seconds); the shipped mod
 as they are in firmware_models/, on 100 CIFAR-10 test images each.
 """
 
+import dataclasses
 import json
 import re
 import shutil
@@ -16,8 +17,9 @@ import pytest
 pytest.importorskip("tflite_micro", reason="tflite-micro has x86-64 Linux wheels only")
 
 from edge_cifar.interpreter import Model, ModelError
-from edge_cifar.model_files import card_path
+from edge_cifar.model_files import CHECKOUT_MODELS_DIR, card_path
 from train import firmware
+from train.card import TFLM_KEYS, card_json, read_card
 from train.firmware import FirmwareError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -137,15 +139,16 @@ def test_the_arena_is_the_smallest_size_that_allocates_and_what_tflite_micro_rep
 
 
 @pytest.fixture
-def written(small_model, cifar_test, tmp_path, monkeypatch):
-    """`write_firmware` for the small model beside a card (ship's Markdown stubbed)."""
-    import train.ship
-
+def written(small_model, cifar_test, tmp_path):
+    """`write_firmware` for the small model beside a card (the shipped `seed`'s, renamed, without
+    its TFLite Micro fields)."""
     model = tmp_path / small_model.name
     shutil.copy(small_model, model)
-    card = tmp_path / "small.card.json"
-    card.write_text(json.dumps({"model": "small", "int8_accuracy": 0.5}, indent=1) + "\n")
-    monkeypatch.setattr(train.ship, "card_markdown", lambda card: f"# card {card['model']}\n")
+    seed = read_card(CHECKOUT_MODELS_DIR / "seed.card.json")
+    unchecked = {key: None for key in TFLM_KEYS}
+    keys = tuple(key for key in seed.keys if key not in unchecked)
+    bare = dataclasses.replace(seed, model="small", int8_accuracy=0.5, **unchecked, keys=keys)
+    (tmp_path / "small.card.json").write_text(card_json(bare))
     check = firmware.check_model(model, cifar_test.images[:10])
     return check, firmware.write_firmware(check)
 
@@ -172,7 +175,7 @@ def test_the_card_keeps_its_fields_and_gains_the_tflite_micro_ones(written):
     assert card["tflm_max_output_diff_steps"] == check.max_output_diff_steps
     assert card["tflm_ops"] == ["CONV_2D", "FULLY_CONNECTED", "MEAN", "SOFTMAX"]
     markdown = (check.model_path.parent / "small.card.md").read_text()
-    assert markdown.startswith("# card small\n")
+    assert markdown.startswith("# Model card: `small`\n")
     assert f"tensor arena: {check.arena_bytes:,} bytes" in markdown
 
 

@@ -10,7 +10,8 @@ from train_command import run_train
 
 from edge_cifar.interpreter import Model
 from train.convert import non_integer_tensors
-from train.models import CONFIGS
+from train.models import build
+from train.recipe import CONFIGS
 from train.sketch import sketch_int8
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ def test_config_converts_to_full_int8_within_its_budget(name: str, tmp_path: Pat
     assert non_integer_tensors(path) == []
     assert path.stat().st_size <= config.int8_budget_kib * 1024
     # The sketch holds the graph the trained model will: the multiply-adds the card will state.
-    assert Model(path).multiply_adds() == keras_multiply_adds(config.build())
+    assert Model(path).multiply_adds() == keras_multiply_adds(build(config))
 
 
 def keras_multiply_adds(model: keras.Model) -> int:
@@ -51,7 +52,7 @@ def test_shipped_card_matches_the_config_architecture(name: str) -> None:
     if not card.exists():
         pytest.skip(f"{name} is not shipped")
     # A changed architecture would no longer load the shipped model's weights: retrain it.
-    assert CONFIGS[name].build().count_params() == json.loads(card.read_text())["parameters"]
+    assert build(CONFIGS[name]).count_params() == json.loads(card.read_text())["parameters"]
 
 
 def test_sketch_command_writes_a_full_int8_file_per_config(tmp_path: Path) -> None:
@@ -60,4 +61,4 @@ def test_sketch_command_writes_a_full_int8_file_per_config(tmp_path: Path) -> No
     for name in ("tiny", "seed"):
         path = tmp_path / f"{name}_sketch_int8.tflite"
         assert non_integer_tensors(path) == []
-        assert Model(path).multiply_adds() == keras_multiply_adds(CONFIGS[name].build())
+        assert Model(path).multiply_adds() == keras_multiply_adds(build(CONFIGS[name]))

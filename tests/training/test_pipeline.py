@@ -18,10 +18,10 @@ import train_command
 from edge_cifar.interpreter import Model
 from edge_cifar.model_files import DEFAULT_MODEL
 from train import data
-from train.cli import QUICK_TEST
 from train.convert import non_integer_tensors
 from train.labels import CLASS_NAMES
-from train.models import get_config
+from train.recipe import get_config
+from train.run import QUICK_TEST
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +77,7 @@ def test_quick_quantize_ships_a_full_integer_int8_model(quick_run):
 
 
 def test_reevaluating_the_shipped_int8_model_reproduces_its_card(quick_run, cifar10_dir):
-    from train.evaluate import tflite_scores
+    from train.scoring import tflite_scores
 
     run_dir, _ = quick_run
     firmware = run_dir / "firmware_models"
@@ -92,8 +92,8 @@ def test_reevaluating_the_shipped_int8_model_reproduces_its_card(quick_run, cifa
 
 
 def test_the_card_records_robustness_cost_cpu_and_precision(quick_run):
-    from train.cli import QUICK_TRAIN, QUICK_VALIDATION, ROBUSTNESS_QUICK_IMAGES
     from train.precision import FLOAT32, cpu_description, float_training_precision
+    from train.run import QUICK_TRAIN, QUICK_VALIDATION, ROBUSTNESS_QUICK_IMAGES
 
     run_dir, _ = quick_run
     card = json.loads((run_dir / "firmware_models" / f"{QUICK_MODEL}.card.json").read_text())

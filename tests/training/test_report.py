@@ -16,7 +16,7 @@ import pytest
 from sklearn.metrics import classification_report as sklearn_report
 from typer.testing import CliRunner
 
-from train import data, metrics, report
+from train import data, metrics, plots, report
 from train.artifacts import RunFiles
 from train.cli import app
 from train.labels import CLASS_NAMES
@@ -222,9 +222,9 @@ def test_disagreement_selection_picks_exactly_the_images_whose_argmax_differ():
     differ = np.flatnonzero(float_scores.argmax(axis=1) != int8_scores.argmax(axis=1))
     assert 0 < len(differ) <= 40  # small score changes alone do not make a disagreement
 
-    everything = report.disagreement_indices(float_scores, int8_scores, count=1000)
+    everything = plots.disagreement_indices(float_scores, int8_scores, count=1000)
     np.testing.assert_array_equal(everything, differ)
-    first_five = report.disagreement_indices(float_scores, int8_scores, count=5)
+    first_five = plots.disagreement_indices(float_scores, int8_scores, count=5)
     np.testing.assert_array_equal(first_five, differ[:5])
 
 
@@ -235,7 +235,7 @@ def test_misclassified_selection_picks_only_mistakes_most_confident_first():
     scores[1, 5] = 0.6  # wrong, less sure
     scores[2, 7] = 0.8  # wrong, surer
     scores[3, 3] = 0.7  # right
-    np.testing.assert_array_equal(report.misclassified_indices(labels, scores, 10), [2, 1])
+    np.testing.assert_array_equal(plots.misclassified_indices(labels, scores, 10), [2, 1])
 
 
 def test_a_missing_artefact_is_one_error_line_and_exit_code_2(tmp_path):
@@ -304,7 +304,7 @@ def test_a_card_from_another_evaluation_is_left_out(tmp_path, test_labels):
 def test_the_report_reads_a_final_run_from_the_run_folder(
     tmp_path, cifar10_dir, test_labels, monkeypatch, final
 ):
-    from train.cli import QUICK_TRAIN, QUICK_VALIDATION
+    from train.run import QUICK_TRAIN, QUICK_VALIDATION
 
     runs = tmp_path / "runs"
     run_dir = runs / "seed-quick"

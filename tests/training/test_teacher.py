@@ -16,12 +16,14 @@ from edge_cifar.interpreter import Model
 from edge_cifar.model_files import CHECKOUT_MODELS_DIR
 from train import data
 from train.artifacts import RunFiles
+from train.card import DataSource, ModelCard, Provenance, card_json, card_markdown
 from train.cost import teacher_cost
 from train.data import Split
 from train.distill import teacher_path, teacher_scores
 from train.fit import Phase, train_phase
-from train.models import CONFIGS, get_config
-from train.ship import card_markdown, restamp
+from train.models import build
+from train.recipe import CONFIGS, get_config
+from train.ship import restamp
 from train.teacher import ship_teacher, teacher_card
 
 
@@ -33,7 +35,7 @@ def dataset(cifar10_dir: Path) -> data.Cifar10:
 @pytest.fixture(scope="module")
 def shipped_teacher(
     dataset: data.Cifar10, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[dict, Path]:
+) -> tuple[ModelCard, Path]:
     """`tiny`'s net as a float-only config, one epoch on 300 images, shipped into a folder."""
     root = tmp_path_factory.mktemp("teacher")
     train, validation = data.stratified_split(data.subset(dataset.train, 300), validation_size=100)
@@ -43,7 +45,7 @@ def shipped_teacher(
     files = RunFiles(root / "run", "mini")
     train_phase(
         Phase("float", 1, recipe.peak_lr, 1, files.float_weights),
-        config.build,
+        lambda: build(config),
         recipe=recipe,
         train=train,
         validation=validation,
@@ -53,11 +55,12 @@ def shipped_teacher(
         config,
         files,
         data.subset(dataset.test, 200),
-        command="make quantize MODEL=mini",
-        train_images=len(train),
-        validation_images=len(validation),
-        data_name="CIFAR-10",
-        data_sha256=dataset.sha256,
+        Provenance(
+            "make quantize MODEL=mini",
+            DataSource("CIFAR-10", dataset.sha256),
+            train_images=len(train),
+            validation_images=len(validation),
+        ),
     )
     ship_teacher(card, files, root / "firmware")
     return card, root / "firmware"
@@ -69,7 +72,7 @@ def test_the_teacher_config_is_float_only() -> None:
 
 
 def test_a_teacher_ships_its_float_file_and_card_and_nothing_int8(
-    shipped_teacher: tuple[dict, Path],
+    shipped_teacher: tuple[ModelCard, Path],
 ) -> None:
     card, folder = shipped_teacher
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -77,34 +80,35 @@ def test_a_teacher_ships_its_float_file_and_card_and_nothing_int8(
         "mini.card.md",
         "mini_float.tflite",
     ]
-    assert json.loads((folder / "mini.card.json").read_text()) == card
+    assert (folder / "mini.card.json").read_text() == card_json(card)
+    written = json.loads((folder / "mini.card.json").read_text())
     content = (folder / "mini_float.tflite").read_bytes()
-    assert card["float_model"]["sha256"] == hashlib.sha256(content).hexdigest()
+    assert card.float_model.sha256 == hashlib.sha256(content).hexdigest()
     model = Model(folder / "mini_float.tflite")
     assert model.input.dtype == "float32"
-    assert card["multiply_adds"] == model.multiply_adds()
-    assert card["float_only"] and "int8_model" not in card and "robustness" not in card
-    for key in ("float_accuracy", "float_tflite_accuracy", "two_view_accuracy"):
-        assert 0.0 < card[key] <= 1.0
+    assert card.multiply_adds == model.multiply_adds()
+    assert card.float_only and "int8_model" not in written and "robustness" not in written
+    for accuracy in (card.float_accuracy, card.float_tflite_accuracy, card.two_view_accuracy):
+        assert accuracy is not None and 0.0 < accuracy <= 1.0
     # Keras and its TFLite file score the same images alike.
-    assert abs(card["float_accuracy"] - card["float_tflite_accuracy"]) <= 0.02
-    cost = card["training_cost"]
-    assert cost["teacher"] is None
-    assert cost["images_seen"] == 192  # one epoch of 200 images in whole batches of 64
-    assert cost["total_flops"] == 6 * card["multiply_adds"] * 192
+    assert abs(card.float_accuracy - card.float_tflite_accuracy) <= 0.02
+    cost = card.training_cost
+    assert cost is not None and cost.teacher is None
+    assert cost.images_seen == 192  # one epoch of 200 images in whole batches of 64
+    assert cost.total_flops == 6 * model.multiply_adds() * 192
 
 
-def test_a_teacher_card_reads_as_a_float_model(shipped_teacher: tuple[dict, Path]) -> None:
+def test_a_teacher_card_reads_as_a_float_model(shipped_teacher: tuple[ModelCard, Path]) -> None:
     card, folder = shipped_teacher
     text = (folder / "mini.card.md").read_text()
     assert text == card_markdown(card)
     assert "image and mirror" in text
-    assert f"**{100 * card['two_view_accuracy']:.2f}%**" in text
+    assert f"**{100 * (card.two_view_accuracy or 0):.2f}%**" in text
     assert "INT8" not in text and "QAT" not in text and "report" not in text
 
 
 def test_restamping_a_teacher_rewrites_its_float_file_only(
-    shipped_teacher: tuple[dict, Path], tmp_path: Path
+    shipped_teacher: tuple[ModelCard, Path], tmp_path: Path
 ) -> None:
     _, folder = shipped_teacher
     copy = shutil.copytree(folder, tmp_path / "firmware")
@@ -127,15 +131,11 @@ def test_a_teacher_scores_an_image_and_its_mirror_alike(
 
 
 def test_a_students_cost_counts_both_views_of_each_image() -> None:
-    teacher = {
-        "model": "seed",
-        "float_model": {"file": "seed_float.tflite"},
-        "training_cost": {"total_flops": 1000},
-    }
-    cost = teacher_cost(teacher, CHECKOUT_MODELS_DIR, 50_000)
-    macs = Model(CHECKOUT_MODELS_DIR / "seed_float.tflite").multiply_adds()
-    assert cost["scoring_flops"] == 2 * 2 * macs * 50_000
-    assert cost["flops"] == 1000 + cost["scoring_flops"]
+    float_model = CHECKOUT_MODELS_DIR / "seed_float.tflite"
+    cost = teacher_cost("seed", float_model, training_flops=1000, train_images=50_000)
+    macs = Model(float_model).multiply_adds()
+    assert cost.scoring_flops == 2 * 2 * macs * 50_000
+    assert cost.flops == 1000 + cost.scoring_flops
 
 
 @pytest.mark.parametrize("step", ["qat", "convert", "evaluate"])

@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train import data, transfer
-from train.models import folder_config, get_config
+from train import data, run, transfer
+from train.models import build
+from train.recipe import folder_config, get_config
 
 SHIPPED = Path(__file__).resolve().parents[2] / "firmware_models" / "default_float.tflite"
 
@@ -14,10 +15,11 @@ SHIPPED = Path(__file__).resolve().parents[2] / "firmware_models" / "default_flo
 def test_imported_convs_compute_what_the_shipped_file_does(cifar10_dir):
     import tf_keras as keras
 
-    from train.evaluate import keras_scores, tflite_scores
+    from train.evaluate import keras_scores
+    from train.scoring import tflite_scores
 
     cifar = data.load(cifar10_dir)
-    model = get_config("default").build()
+    model = build(get_config("default"))
     convs = sum(isinstance(layer, keras.layers.Conv2D) for layer in model.layers)
     assert transfer.import_convs(model, SHIPPED, cifar.train.images[:256]) == convs
     # The head is new in a folder model; here it is copied too, so the whole net can be compared.
@@ -43,8 +45,9 @@ def test_a_float_file_with_gated_branches_imports_exactly(cifar10_dir, tmp_path)
     import tf_keras as keras
 
     from train.convert import to_float_tflite
-    from train.evaluate import keras_scores, tflite_scores
+    from train.evaluate import keras_scores
     from train.models import residual_cnn
+    from train.scoring import tflite_scores
 
     def build():
         return residual_cnn((8, 16, 16, 24), "gated", (1, 1, 1), se_reduction=4)
@@ -81,7 +84,7 @@ def test_a_folder_model_starts_from_the_shipped_convs_under_a_new_head():
     images = np.random.default_rng(0).integers(0, 256, (40, 64, 64, 3), dtype=np.uint8)
     train = data.Split(images, np.arange(40) % 3, ("a", "b", "c"))
     config = folder_config(get_config("default"), "parts", train.class_names, 64, "default")
-    model = transfer.pretrained_model(config.build, "default", train)
+    model = transfer.pretrained_model(lambda: build(config), "default", train)
     assert model.output_shape == (None, 3) and model.input_shape == (None, 64, 64, 3)
     stem_kernel, _ = transfer.float_tflite_convs(SHIPPED)["stem_conv"]
     np.testing.assert_array_equal(model.get_layer("stem_conv").kernel.numpy(), stem_kernel)
@@ -94,16 +97,16 @@ def split_with(per_class: int) -> data.Split:
 
 def test_auto_fine_tunes_small_data_sets_only():
     small, large = (
-        split_with(transfer.AUTO_PRETRAINED_BELOW - 1),
-        split_with(transfer.AUTO_PRETRAINED_BELOW),
+        split_with(run.AUTO_PRETRAINED_BELOW - 1),
+        split_with(run.AUTO_PRETRAINED_BELOW),
     )
-    assert transfer.pretrained_source("auto", "default", small) == "default"
-    assert transfer.pretrained_source("auto", "default", large) is None
-    assert transfer.pretrained_source("pretrained", "default", large) == "default"
-    assert transfer.pretrained_source("scratch", "default", small) is None
+    assert run.pretrained_source("auto", "default", small) == "default"
+    assert run.pretrained_source("auto", "default", large) is None
+    assert run.pretrained_source("pretrained", "default", large) == "default"
+    assert run.pretrained_source("scratch", "default", small) is None
 
 
 def test_pretrained_without_a_shipped_float_model_is_one_line():
     with pytest.raises(data.DataError, match=r"no shipped .*nothing_float\.tflite"):
-        transfer.pretrained_source("pretrained", "nothing", split_with(5))
-    assert transfer.pretrained_source("auto", "nothing", split_with(5)) is None
+        run.pretrained_source("pretrained", "nothing", split_with(5))
+    assert run.pretrained_source("auto", "nothing", split_with(5)) is None

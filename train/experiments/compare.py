@@ -23,8 +23,9 @@ from edge_cifar.preprocess import PIXEL_SCALE
 from train.artifacts import RunFiles, claim_run, write_atomic
 from train.data import Split
 from train.fit import Phase, train_phase
-from train.models import ModelConfig, Recipe
+from train.models import build
 from train.precision import float_training_precision
+from train.recipe import ModelConfig, Recipe
 from train.robustness import ModelUnderTest, benchmark
 
 
@@ -81,9 +82,11 @@ def run_variant(
     phase = Phase(
         "float", recipe.epochs, recipe.peak_lr, recipe.warmup_epochs, files.float_weights, precision
     )
-    train_phase(phase, config.build, recipe=recipe, train=train, validation=validation, files=files)
+    train_phase(
+        phase, lambda: build(config), recipe=recipe, train=train, validation=validation, files=files
+    )
     history = json.loads(files.history("float").read_text())
-    model = config.build()
+    model = build(config)
     model.load_weights(str(files.float_weights))
     scored = benchmark([ModelUnderTest(name, keras_scorer(model))], validation)
     facts = scored["models"][name]

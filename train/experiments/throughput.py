@@ -10,8 +10,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from train.labels import NUM_CLASSES
-from train.models import INPUT_SHAPE, ModelConfig
+from train.models import build
 from train.precision import FLOAT32, use_precision
+from train.recipe import ModelConfig
 
 WARMUP_STEPS, TIMED_STEPS = 8, 20
 
@@ -21,13 +22,13 @@ def images_per_second(config: ModelConfig, precision: str, batch_size: int = 128
     build and compile the graph."""
     use_precision(precision)
     try:
-        model = config.build()
+        model = build(config)
         model.compile(
             keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
             keras.losses.CategoricalCrossentropy(),
         )
         rng = np.random.default_rng(0)
-        images = rng.random((batch_size * 4, *INPUT_SHAPE), dtype=np.float32)
+        images = rng.random((batch_size * 4, *config.input_shape), dtype=np.float32)
         labels = np.eye(NUM_CLASSES, dtype=np.float32)[rng.integers(0, NUM_CLASSES, len(images))]
         batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
         batches = batches.cache().repeat()

@@ -1,0 +1,478 @@
+"""The model card: one typed object per shipped model, and its two files, `<model>.card.json` and
+`<model>.card.md`. This module is the only writer of both and the reader every training module
+uses (the runtime reads the SHA-256s through its own small reader, edge_cifar/model_files.py).
+
+A card is built once per run (train/ship.py, train/teacher.py gather its facts), extended by the
+TFLite Micro check (train/firmware.py), and read back by the report and the cost of a student.
+It remembers which keys its JSON lists and in what order, so a card read and written again is the
+same bytes: cards shipped before a field existed stay as they are. A field that is None and not
+listed is absent from the JSON; the Markdown shows what the card has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from train.labels import CLASS_NAMES
+from train.recipe import CAMERA_EFFECTS
+from train.records import RecordError, from_json, to_json
+
+
+class CardError(ValueError):
+    """A card file that is missing, unreadable or not a card; the message is one line."""
+
+
+@dataclass(frozen=True)
+class TensorFacts:
+    dtype: str
+    shape: list[int]
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One shipped .tflite file: its name, size, SHA-256 (the runtime checks it), I/O and ops."""
+
+    file: str
+    bytes: int
+    sha256: str
+    input: TensorFacts
+    output: TensorFacts
+    ops: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Training:
+    recipe: dict[str, Any]  # as the run recorded it (train/recipe.py's Recipe.as_dict)
+    train_images: int
+    validation_images: int
+    float_seconds: float  # the epochs' own seconds, from the histories
+    qat_seconds: float
+    total_seconds: float
+    machine: str
+    cpu: str | None = None  # cards from before the CPU was recorded lack these two
+    precision: str | None = None  # the float phase's (train/precision.py)
+    teacher_sha256: str | None = None  # the teacher file the student learned from
+    pretrained_sha256: str | None = None  # the shipped float file a folder model started from
+    wall_seconds: float | None = None  # the whole run, every step, by the clock
+    keys: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class TeacherCost:
+    name: str
+    training_flops: int
+    scoring_flops: int
+    flops: int
+
+
+@dataclass(frozen=True)
+class TrainingCost:
+    """FLOPs of training (train/cost.py): 6 per multiply-add per image seen, teacher included."""
+
+    multiply_adds_per_image: int
+    images_seen: int
+    own_flops: int
+    teacher: TeacherCost | None
+    total_flops: int
+
+
+@dataclass(frozen=True)
+class DataSource:
+    name: str  # "CIFAR-10" or "image folder <path>"
+    sha256: str  # of CIFAR-10's batch files, or of an image folder's split record
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class RobustnessSummary:
+    test_images: int
+    corruptions: list[str]
+    held_out: list[str]
+    float_mca: float
+    int8_mca: float
+    float_mca_held_out: float | None
+    int8_mca_held_out: float | None
+
+
+@dataclass(frozen=True)
+class PhotoCheck:
+    """The model on real photos: of its classes (accuracy), and of other things (how well its
+    top score tells them apart, as the area under the ROC curve)."""
+
+    source: str
+    images: int
+    accuracy: float
+    out_of_class_images: int | None = None
+    out_of_class_auroc: float | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a model came from: the command that trains and ships it again, the data, and how
+    many images trained and validated it (a run knows these: train/run.py)."""
+
+    command: str
+    data: DataSource
+    train_images: int
+    validation_images: int
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    model: str
+    description: str
+    created: str
+    command: str  # the one command that trains and ships the model again
+    parameters: int
+    float_model: ModelFile
+    training: Training
+    data: DataSource
+    versions: dict[str, str]
+    float_accuracy: float  # test accuracy, float Keras
+    float_tflite_accuracy: float
+    test_images: int
+    labels: list[str] | None = None  # absent: CIFAR-10's
+    input_size: int | None = None
+    multiply_adds: int | None = None
+    training_cost: TrainingCost | None = None
+    float_only: bool | None = None  # a float teacher: no INT8 file, never on a device
+    two_view_accuracy: float | None = None  # a teacher: image and mirror, as it scores students
+    start: str | None = None  # how an image-folder model started
+    int8_accuracy: float | None = None
+    int8_drop_pt: float | None = None
+    int8_agreement_with_float: float | None = None
+    int8_per_class: dict[str, ClassMetrics] | None = None
+    int8_macro_avg: ClassMetrics | None = None
+    int8_confusion_matrix: list[list[int]] | None = None
+    robustness: RobustnessSummary | None = None
+    int8_model: ModelFile | None = None
+    int8_budget_kib: int | None = None
+    uint8_model: ModelFile | None = None
+    report: str | None = None
+    tflm_arena_bytes: int | None = None  # the TFLite Micro check (train/firmware.py)
+    tflm_max_output_diff_steps: int | None = None
+    tflm_ops: list[str] | None = None
+    tflm_images_checked: int | None = None
+    tflm_version: str | None = None
+    uncertain_threshold: float | None = None  # below this top score the device says "uncertain"
+    real_photos: PhotoCheck | None = None
+    keys: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+
+# The order a card built now lists its keys in; `NULLS` are listed even when unknown.
+SHARED_KEYS: tuple[str, ...] = ("model", "description", "created", "command", "labels")
+SHARED_KEYS += ("input_size", "parameters", "multiply_adds", "float_model", "training")
+SHARED_KEYS += ("training_cost", "data", "versions")
+TFLM_KEYS: tuple[str, ...] = ("tflm_arena_bytes", "tflm_max_output_diff_steps", "tflm_ops")
+TFLM_KEYS += ("tflm_images_checked", "tflm_version")
+NEW_KEYS = ("uncertain_threshold", "real_photos")
+DEVICE_KEYS = (*SHARED_KEYS, "start", "int8_accuracy", "float_accuracy", "float_tflite_accuracy")
+DEVICE_KEYS += ("int8_drop_pt", "int8_agreement_with_float", "test_images", "int8_per_class")
+DEVICE_KEYS += ("int8_macro_avg", "int8_confusion_matrix", "robustness", "int8_model")
+DEVICE_KEYS += ("int8_budget_kib", "uint8_model", "report", *TFLM_KEYS, *NEW_KEYS)
+TEACHER_KEYS = (*SHARED_KEYS, "float_only", "test_images", "float_accuracy")
+TEACHER_KEYS += ("float_tflite_accuracy", "two_view_accuracy", *NEW_KEYS)
+NULLS = frozenset({"start", "int8_budget_kib"})
+TRAINING_KEYS = tuple(f.name for f in dataclasses.fields(Training) if f.name != "keys")
+TRAINING_NULLS = frozenset({"teacher_sha256", "pretrained_sha256"})
+# The model files of a card, by the card key that records each and the file name's suffix.
+MODEL_FILES = {"int8_model": "_int8", "uint8_model": "_uint8", "float_model": "_float"}
+
+
+def laid_out(card: ModelCard) -> ModelCard:
+    """A newly built card with the keys its kind lists (a teacher's, or a device model's)."""
+    order, nulls = (TEACHER_KEYS, frozenset()) if card.float_only else (DEVICE_KEYS, NULLS)
+    listed = tuple(k for k in order if getattr(card, k) is not None or k in nulls)
+    training = card.training
+    training_nulls = frozenset() if card.float_only else TRAINING_NULLS
+    training_keys = tuple(
+        k for k in TRAINING_KEYS if getattr(training, k) is not None or k in training_nulls
+    )
+    return replace(card, keys=listed, training=replace(training, keys=training_keys))
+
+
+def updated(card: ModelCard, **changes: Any) -> ModelCard:
+    """The card with `changes`; a field it did not list yet joins the end of its keys."""
+    added = tuple(k for k in DEVICE_KEYS if k in changes and k not in card.keys)
+    return replace(card, **changes, keys=card.keys + added)
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+def card_json(card: ModelCard) -> str:
+    return json.dumps(to_json(card), indent=1) + "\n"
+
+
+def read_card(path: Path) -> ModelCard:
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # bad JSON and bad UTF-8 are ValueErrors
+        raise CardError(f"{path}: not a readable model card ({error})") from None
+    if not isinstance(content, dict):
+        raise CardError(f"{path}: not a model card (a JSON {type(content).__name__})")
+    try:
+        return from_json(ModelCard, content, path.name)
+    except RecordError as error:
+        raise CardError(str(error)) from None
+
+
+def card_files(card: ModelCard) -> dict[str, bytes]:
+    """The card's two files by name: `<model>.card.json` and `<model>.card.md`."""
+    return {
+        f"{card.model}.card.json": card_json(card).encode(),
+        f"{card.model}.card.md": card_markdown(card).encode(),
+    }
+
+
+# --- Markdown -----------------------------------------------------------------------------------
+
+
+def card_markdown(card: ModelCard) -> str:
+    """The card for people: accuracy, robustness, files, training, data, per-class figures and,
+    when checked, TFLite Micro."""
+    training = card.training
+    recipe = training.recipe
+    int8 = card.int8_model
+    lines = [
+        f"# Model card: `{card.model}`",
+        "",
+        card.description,
+        "",
+        *accuracy_lines(card),
+        *robustness_lines(card),
+        *int8_file_lines(card),
+        f"- float file: `{card.float_model.file}`, {card.float_model.bytes:,} bytes",
+        "- every file carries TFLite metadata (name, description, version, author, licence, "
+        "input normalization, labels.txt); SHA-256s: "
+        + ", ".join(f"`{entry.file}` `{entry.sha256}`" for entry in model_files(card).values()),
+        f"- parameters: {card.parameters:,}"
+        + (
+            f"; multiply-adds per image: {macs / 1e6:.1f} M" if (macs := card.multiply_adds) else ""
+        ),
+        *(
+            [f"- operators (INT8): {', '.join(f'{op} x{n}' for op, n in sorted(ops.items()))}"]
+            if int8 and (ops := int8.ops)
+            else []
+        ),
+        f"- training: {split_text(training)}, {recipe['epochs']} float"
+        + ("" if card.float_only else f" + {recipe['qat_epochs']} QAT")
+        + f" epochs, {training.total_seconds / 60:.0f} minutes on "
+        + (
+            f"{training.cpu}, float phase in {training.precision}"
+            if training.cpu is not None
+            else training.machine
+        ),
+        *cost_lines(card),
+        "- augmentation: random crop and mirror"
+        + (f", cutout {cutout} x {cutout} px" if (cutout := recipe.get("cutout")) else "")
+        + (
+            f", camera effects ({', '.join(CAMERA_EFFECTS)}; train/camera_augment.py), "
+            f"each with probability {camera:g}"
+            if (camera := recipe.get("camera_augment"))
+            else ""
+        ),
+        *teacher_lines(card),
+        *(
+            [
+                f"- classes: {', '.join(card.labels or CLASS_NAMES)}; input {card.input_size} x "
+                f"{card.input_size} px",
+                f"- start: {card.start}",
+            ]
+            if card.start
+            else []
+        ),
+        *(
+            [f"- uncertain: a top score below {card.uncertain_threshold:g} (in the metadata)"]
+            if card.uncertain_threshold is not None
+            else []
+        ),
+        f"- reproduce: `{card.command}`",
+        f"- data: {card.data.name}, SHA-256 of its "
+        + ("batch files" if card.data.name == "CIFAR-10" else "split record (split.json)")
+        + f" `{card.data.sha256}`",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in card.versions.items()),
+        *([f"- report: [{card.report}]({card.report})"] if card.report else []),
+    ]
+    if card.int8_per_class:
+        lines += [
+            "",
+            "## INT8 per class (test set)",
+            "",
+            "| class | precision | recall | F1 | support |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {name} | {m.precision:.3f} | {m.recall:.3f} | {m.f1:.3f} | {m.support} |"
+            for name, m in card.int8_per_class.items()
+        ]
+    return "\n".join(lines) + "\n" + firmware_markdown(card)
+
+
+def model_files(card: ModelCard) -> dict[str, ModelFile]:
+    """The card's model files by card key (`int8_model`, `uint8_model`, `float_model`)."""
+    listed = {key: getattr(card, key) for key in MODEL_FILES}
+    return {key: entry for key, entry in listed.items() if entry is not None}
+
+
+def accuracy_lines(card: ModelCard) -> list[str]:
+    """The test accuracy table: float and INT8 for a device model; for a float teacher, also the
+    accuracy of the mirror-averaged scores it gives a student's images."""
+    heads = ["float (Keras)", "float TFLite"]
+    values = [card.float_accuracy, card.float_tflite_accuracy]
+    if card.float_only:
+        heads.append("float TFLite, image and mirror (as it scores a student's images)")
+        values.append(_known(card.two_view_accuracy, "two_view_accuracy"))
+    else:
+        heads.append("INT8 TFLite")
+        values.append(_known(card.int8_accuracy, "int8_accuracy"))
+    cells = [f"{100 * value:.2f}%" for value in values]
+    cells[-1] = f"**{cells[-1]}**"
+    lines = [
+        "| | " + " | ".join(heads) + " |",
+        "| --- |" + " --- |" * len(heads),
+        f"| test accuracy ({card.test_images} images) | " + " | ".join(cells) + " |",
+        "",
+    ]
+    if card.float_only:
+        return lines
+    return [
+        *lines,
+        f"INT8 drop: {_known(card.int8_drop_pt, 'int8_drop_pt'):.2f} pt; INT8 and float agree "
+        f"on {100 * _known(card.int8_agreement_with_float, 'agreement'):.2f}% of test images.",
+        "",
+    ]
+
+
+def _known(value: float | None, name: str) -> float:
+    if value is None:
+        raise CardError(f"a device model's card needs {name}")
+    return value
+
+
+def robustness_lines(card: ModelCard) -> list[str]:
+    lines = []
+    if robustness := card.robustness:
+        held_out = robustness.int8_mca_held_out
+        lines += [
+            f"Under camera-style corruptions ({len(robustness.corruptions)} CIFAR-10-C kinds x 5 "
+            f"severities, {robustness.test_images} test images; `python -m train robustness`): "
+            f"mean corrupted accuracy (mCA) **{100 * robustness.int8_mca:.2f}% INT8** / "
+            f"{100 * robustness.float_mca:.2f}% float; over the kinds training never imitates "
+            f"({', '.join(robustness.held_out)}): "
+            + (f"{100 * held_out:.2f}% INT8" if held_out is not None else "none measured")
+            + ". Per corruption and severity: the report.",
+            "",
+        ]
+    if photos := card.real_photos:
+        lines += [
+            f"On {photos.images} real photos ({photos.source}): {100 * photos.accuracy:.2f}% right"
+            + (
+                f"; {photos.out_of_class_images} photos of other things told apart by the top "
+                f"score with AUROC {photos.out_of_class_auroc:.3f}"
+                if photos.out_of_class_auroc is not None
+                else ""
+            )
+            + ".",
+            "",
+        ]
+    return lines
+
+
+def cost_lines(card: ModelCard) -> list[str]:
+    if not (cost := card.training_cost):
+        return []
+    teacher, macs = cost.teacher, cost.multiply_adds_per_image
+    return [
+        f"- training cost: {cost.total_flops:.3g} FLOPs (6 x {macs / 1e6:.1f} M "
+        f"multiply-adds x {cost.images_seen:,} images seen = {cost.own_flops:.3g}"
+        + (
+            f"; teacher `{teacher.name}` {teacher.flops:.3g}: its training "
+            f"{teacher.training_flops:.3g}, scoring these images {teacher.scoring_flops:.3g}"
+            if teacher
+            else ""
+        )
+        + ")"
+    ]
+
+
+def split_text(training: Training) -> str:
+    """Which training images the model learned from, and which were held out."""
+    if training.validation_images == 0:
+        return (
+            f"all {training.train_images:,} training images (the recipe was chosen on "
+            "validation runs; this final run held none out)"
+        )
+    return (
+        f"{training.train_images:,} training / {training.validation_images:,} "
+        "validation images (validation held out of the training set)"
+    )
+
+
+def int8_file_lines(card: ModelCard) -> list[str]:
+    if not (int8 := card.int8_model):
+        return []
+    lines = [
+        f"- INT8 file: `{int8.file}`, {int8.bytes:,} bytes ({int8.bytes / 1024:.1f} KiB), "
+        f"input {int8.input.dtype} (scale {int8.input.scale:.6g}, "
+        f"zero point {int8.input.zero_point}), output {int8.output.dtype}"
+        + (f"; budget {budget} KiB" if (budget := card.int8_budget_kib) else "")
+    ]
+    if uint8 := card.uint8_model:
+        lines.append(
+            f"- uint8 file: `{uint8.file}`, {uint8.bytes:,} bytes: the INT8 model with "
+            "a uint8 input and output (one QUANTIZE op at each end, exact), for MediaPipe "
+            "Tasks and the TFLite Task Library"
+        )
+    return lines
+
+
+def teacher_lines(card: ModelCard) -> list[str]:
+    recipe = card.training.recipe
+    if not (teacher := recipe.get("teacher")):
+        return []
+    sha256 = card.training.teacher_sha256
+    return [
+        f"- distilled from `{teacher}`: {recipe['distillation_weight']:g} of every "
+        f"training target is the class scores of `{teacher}_float.tflite` "
+        + (
+            f"(the file with SHA-256 `{sha256}`; the shipped `{teacher}`'s card: "
+            if sha256
+            else "(its own training: "
+        )
+        + f"[{teacher}.card.md]({teacher}.card.md))"
+    ]
+
+
+def firmware_markdown(card: ModelCard) -> str:
+    """The TFLite Micro section, for a card whose INT8 model was checked in it."""
+    if card.tflm_ops is None or card.tflm_arena_bytes is None:
+        return ""
+    return "\n".join(
+        [
+            "",
+            "## TFLite Micro",
+            "",
+            f"- tensor arena: {card.tflm_arena_bytes:,} bytes "
+            f"({card.tflm_arena_bytes / 1024:.1f} KiB), the smallest that allocates",
+            f"- same class as LiteRT's reference kernels on {card.tflm_images_checked} CIFAR-10 "
+            f"test images; largest output difference {card.tflm_max_output_diff_steps} "
+            "quantization step(s)",
+            f"- ops the resolver registers: {', '.join(card.tflm_ops)}",
+            f"- C++: `{card.model}_int8.h` / `.cc` (tflite-micro {card.tflm_version})",
+            "",
+        ]
+    )
