@@ -13,7 +13,7 @@ import numpy as np
 
 from train import data, folders
 from train.artifacts import RunFiles, claim_run, recorded_recipe, shipped_float_model
-from train.card import DataSource, Provenance
+from train.card import DataSource
 from train.data import DataError, Split
 from train.folders import FolderData
 from train.recipe import ModelConfig, Recipe, folder_config, get_config
@@ -34,6 +34,17 @@ class Int8DropError(RuntimeError):
 
 class FloatOnlyError(DataError):
     """A step a float teacher does not have (QAT, INT8, report): one line, exit 2."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a model came from: the command that trains and ships it again, the data, and how
+    many images trained and validated it (the card quotes them)."""
+
+    command: str
+    data: DataSource
+    train_images: int
+    validation_images: int
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from train.card import (
     ClassMetrics,
     ModelCard,
     ModelFile,
-    Provenance,
     RobustnessSummary,
     TensorFacts,
     Training,
@@ -48,6 +47,7 @@ from train.labels import CLASS_NAMES
 from train.metadata import ModelDescription, same_graph, with_metadata
 from train.precision import FLOAT32, cpu_description
 from train.recipe import ModelConfig
+from train.run import Provenance
 
 
 class ShipError(RuntimeError):

@@ -15,7 +15,7 @@ import numpy as np
 
 from edge_cifar.interpreter import Model
 from train.artifacts import RunFiles
-from train.card import ModelCard, Provenance, card_files, laid_out
+from train.card import ModelCard, card_files, laid_out
 from train.convert import to_float_tflite
 from train.data import Split
 from train.distill import two_view_scores
@@ -23,6 +23,7 @@ from train.evaluate import keras_scores
 from train.metadata import ModelDescription, stamp
 from train.qat import load_float_model
 from train.recipe import ModelConfig
+from train.run import Provenance
 from train.ship import shared_facts, write_all
 
 

@@ -4,6 +4,7 @@ The synthetic run's predictions cover the first few hundred images of the quick 
 real CIFAR-10 test set, so the report has real images to draw.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -16,8 +17,10 @@ import pytest
 from sklearn.metrics import classification_report as sklearn_report
 from typer.testing import CliRunner
 
+from edge_cifar.model_files import CHECKOUT_MODELS_DIR
 from train import data, metrics, plots, report
 from train.artifacts import RunFiles
+from train.card import card_json, read_card
 from train.cli import app
 from train.labels import CLASS_NAMES
 
@@ -102,18 +105,21 @@ def write_fake_run(root: Path, labels: np.ndarray, seed: int = 0) -> dict:
 
 
 def write_fake_card(path: Path, evaluation: dict) -> dict:
-    card = {
-        "model": "seed",
-        "test_images": evaluation["test_images"],
-        "int8_accuracy": evaluation["accuracy"]["int8_tflite"],
-        "float_accuracy": evaluation["accuracy"]["float_keras"],
-        "int8_model": {"bytes": 123_456},
-        "float_model": {"bytes": 456_789},
-        "parameters": 98_765,
-    }
+    """The shipped `seed` card with this evaluation's figures and made-up sizes."""
+    seed = read_card(CHECKOUT_MODELS_DIR / "seed.card.json")
+    assert seed.int8_model is not None
+    card = dataclasses.replace(
+        seed,
+        test_images=evaluation["test_images"],
+        int8_accuracy=evaluation["accuracy"]["int8_tflite"],
+        float_accuracy=evaluation["accuracy"]["float_keras"],
+        int8_model=dataclasses.replace(seed.int8_model, bytes=123_456),
+        float_model=dataclasses.replace(seed.float_model, bytes=456_789),
+        parameters=98_765,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(card))
-    return card
+    path.write_text(card_json(card))
+    return json.loads(card_json(card))
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,14 @@ from edge_cifar.interpreter import Model
 from edge_cifar.model_files import CHECKOUT_MODELS_DIR
 from train import data
 from train.artifacts import RunFiles
-from train.card import DataSource, ModelCard, Provenance, card_json, card_markdown
+from train.card import DataSource, ModelCard, card_json, card_markdown
 from train.cost import teacher_cost
 from train.data import Split
 from train.distill import teacher_path, teacher_scores
 from train.fit import Phase, train_phase
 from train.models import build
 from train.recipe import CONFIGS, get_config
+from train.run import Provenance
 from train.ship import restamp
 from train.teacher import ship_teacher, teacher_card
 
