@@ -39,9 +39,7 @@ $(TRAIN_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TRAIN_VENV)
 	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -e '.[train,dev,serve]'
 	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) --no-deps $(METADATA_PACKAGES)
-	ldconfig -p | grep -q 'libusb-1.0.so.0 ' || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$sudo apt-get update -qq && \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null; }
+	ldconfig -p | grep -q 'libusb-1.0.so.0 ' || bash .ci/apt-install.sh libusb-1.0-0
 	touch $@
 
 # The device's view: a plain `pip install .` (it brings LiteRT and headless OpenCV), no TensorFlow.

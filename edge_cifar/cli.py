@@ -256,6 +256,7 @@ def prepare_loop(
     realtime: bool | None,
     page: bool,
     options: LoopOptions,
+    stop: StopRequest,
 ) -> Loop:
     """The sinks for `camera` and `serve`; a file plays in real time where a person watches."""
     try:
@@ -272,7 +273,7 @@ def prepare_loop(
         raise
     watched = page or any(isinstance(sink, WindowSink) for sink in sinks)
     options = replace(options, realtime=watched if realtime is None else realtime)
-    return Loop(source, sinks, options, StopRequest())
+    return Loop(source, sinks, options, stop)
 
 
 @app.command()
@@ -297,7 +298,10 @@ def camera(
     ] = True,
 ) -> None:
     """Classify a live camera, a video or a stream; a summary goes to stderr at the end."""
-    with one_line_errors():
+    stop = StopRequest()
+    # The stop signals' handlers come first: a SIGTERM while the model loads or the camera opens
+    # ends the run as cleanly as one in the loop (the loop then stops before its first frame).
+    with stop.installed(), one_line_errors():
         classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
         loop = prepare_loop(
             open_source(device, width=width, height=height),
@@ -307,6 +311,7 @@ def camera(
             realtime=realtime,
             page=False,
             options=LoopOptions(max_frames, smooth, min_score, top_k),
+            stop=stop,
         )
         loop.run(classifier)
 
@@ -351,7 +356,8 @@ def serve(
     """The camera loop plus a web server: a live page (/), POST /classify, /healthz, /metrics.
 
     A live camera that goes away is reopened with backoff; SIGTERM or Ctrl-C end it cleanly."""
-    with one_line_errors():
+    stop = StopRequest()
+    with stop.installed(), one_line_errors():  # the handlers first, as for `camera`
         try:
             from edge_cifar.serve.service import WebService
         except ImportError:
@@ -371,6 +377,7 @@ def serve(
             realtime=realtime,
             page=True,
             options=LoopOptions(max_frames, smooth, min_score, top_k),
+            stop=stop,
         )
         loop.sinks.append(service.sink)
         loop.source = service.watch(

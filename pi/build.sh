@@ -18,10 +18,8 @@ missing=()
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
 if ((${#missing[@]})); then
-  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
   echo "installing ${missing[*]}"
-  $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  bash .ci/apt-install.sh "${missing[@]}"
 fi
 
 # Each folder is rebuilt when what it is built from changes; built beside, then renamed into

@@ -8,8 +8,6 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v Xvfb >/dev/null || missing+=(xvfb)
 [ -e /usr/lib/x86_64-linux-gnu/libGL.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/libGL.so.1 ] || missing+=(libgl1)
 if ((${#missing[@]})); then
-  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
   echo "installing ${missing[*]}"
-  $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  bash .ci/apt-install.sh "${missing[@]}"
 fi

@@ -111,3 +111,31 @@ def test_sigterm_ends_the_loop_and_finalizes_the_saved_video(model_path, tmp_pat
     assert 6 <= counted < 120
     # Every frame the loop counted was written, and the container was finalized to read them.
     assert readable_frames(saved) == counted
+
+
+@pytest.mark.parametrize("command", ["camera", "serve"])
+def test_a_sigterm_before_the_loop_starts_still_ends_it_cleanly(
+    model_path, cli, monkeypatch, command
+):
+    """The handlers are installed first thing: a SIGTERM while the camera opens (or between
+    `serve` printing its URL and the loop's first frame) stops the run, never kills it."""
+    import edge_cifar.cli
+
+    opened = edge_cifar.cli.open_source
+
+    def open_during_a_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return opened(*args, **kwargs)
+
+    monkeypatch.setattr(edge_cifar.cli, "open_source", open_during_a_sigterm)
+    # Without the command's own handler, this one would take the signal and the run go on.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        extra = ["--port", 0] if command == "serve" else []
+        result = cli(command, "-d", SAMPLE_VIDEO, "--headless", "--no-json", *extra)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.exit_code == 0, result.stderr
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary.split(": ", 1)[1].startswith("0 frames in "), summary
+    assert "stopped by SIGTERM" in summary, summary

@@ -6,21 +6,23 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import cv2
 import numpy as np
 import pytest
 
-from edge_cifar.camera import FrameResult, LoopOptions, annotate, run
+from edge_cifar.camera import FrameResult, LoopOptions, StopRequest, annotate, run
 from edge_cifar.classifier import Classifier
 from edge_cifar.interpreter import Model
 from edge_cifar.sources import VideoCapture
 
-from .support import SAMPLE_VIDEO, edge_cifar_process, write_png
+from .support import SAMPLE_VIDEO, edge_cifar_process
 
 GUI_EXPECTED = os.environ.get("EDGE_CIFAR_EXPECT_GUI") == "1"  # the Makefile's GUI OpenCV venv
 
@@ -64,17 +66,31 @@ def test_the_window_shows_the_overlay_label(model_path, tmp_path, xvfb):
         (640, 480),
         interpolation=cv2.INTER_NEAREST,
     )
-    image = write_png(tmp_path / "frame.png", frame)
-    process = edge_cifar_process(
-        "camera", *[a for _ in range(5000) for a in ("-d", image)], env={"DISPLAY": xvfb}
-    )
+    # Ten minutes of one frame, lossless, played at its 2 FPS (a window plays files in real time):
+    # the window stays up however long a loaded machine takes to map and paint it.
+    video = tmp_path / "still.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"FFV1"), 2.0, (640, 480))
+    for _ in range(1200):
+        writer.write(frame)
+    writer.release()
+    process = edge_cifar_process("camera", "-d", video, env={"DISPLAY": xvfb})
+    # stdout is read as it comes: a full pipe would block the loop in its JSON sink, and a loop
+    # that no longer reaches waitKey never paints its window (a blank screenshot).
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read_stdout():
+        for line in process.stdout:
+            lines.put(line)
+        lines.put("")  # the end: the process exited
+
+    reader = threading.Thread(target=read_stdout)
+    reader.start()
     try:
-        lines = [process.stdout.readline() for _ in range(30)]  # the window is up and drawing
-        # Every frame is the same image, so the overlay stays the same: look until it is on the
-        # screen (a loaded CPU can take seconds to map and paint the window), at most 30 s.
-        last = json.loads(lines[-1]) if lines[-1] else None  # None: it exited (no GUI)
+        first = lines.get(timeout=120)  # a frame is on its way to the window, or "" (exited)
+        last = json.loads(first) if first else None  # None: it exited (no GUI)
         template = overlay_line(frame, last["label"], last["score"]) if last else None
-        deadline = time.monotonic() + 30.0
+        # The frame never changes, so neither does the overlay: look until it is on the screen.
+        deadline = time.monotonic() + 120.0
         while True:
             shot = ImageGrab.grab(xdisplay=xvfb)
             screen = cv2.cvtColor(np.asarray(shot.convert("RGB")), cv2.COLOR_RGB2GRAY)
@@ -84,9 +100,11 @@ def test_the_window_shows_the_overlay_label(model_path, tmp_path, xvfb):
             time.sleep(0.25)
         shot.save(tmp_path / "window.png")
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+        stderr = process.stderr.read()
+        process.wait(timeout=60)
     finally:
         process.kill()
+        reader.join(timeout=60)
     if not GUI_EXPECTED and "no GUI" in stderr:
         pytest.skip("no GUI in this OpenCV: test_a_headless_opencv_says_how_to_get_a_window")
     assert process.returncode == 0, stderr
@@ -169,6 +187,7 @@ def test_serve_and_a_window_play_files_in_real_time_headless_runs_do_not(tmp_pat
             save=None,
             headless=True,
             options=LoopOptions(),
+            stop=StopRequest(),
             **kwargs,
         )
         loop.source.close()
