@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -257,12 +257,14 @@ def prepare_loop(
     page: bool,
     options: LoopOptions,
     stop: StopRequest,
+    devices: Sequence[str] = (),
 ) -> Loop:
-    """The sinks for `camera` and `serve`; a file plays in real time where a person watches."""
+    """The sinks for `camera` and `serve`; a file plays in real time where a person watches.
+    `devices` are the --device values: a video is never saved onto one of them."""
     try:
         sinks: list[Sink] = [JsonLinesSink()] if json_lines else []
         if save is not None:
-            sinks.append(VideoFileSink(save, source.fps))
+            sinks.append(VideoFileSink(save, source.fps, [Path(d) for d in devices]))
         problem = None if headless else window_problem()
         if not headless and problem is None:
             sinks.append(WindowSink())
@@ -312,6 +314,7 @@ def camera(
             page=False,
             options=LoopOptions(max_frames, smooth, min_score, top_k),
             stop=stop,
+            devices=device,
         )
         loop.run(classifier)
 
@@ -378,6 +381,7 @@ def serve(
             page=True,
             options=LoopOptions(max_frames, smooth, min_score, top_k),
             stop=stop,
+            devices=device,
         )
         loop.sinks.append(service.sink)
         loop.source = service.watch(
