@@ -6,9 +6,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+
 from edge_cifar.classifier import Classifier, Prediction
 from edge_cifar.preprocess import FrameError
-from edge_cifar.sources import SourceError, read_image
+from edge_cifar.sources import SourceError, opencv_reason, read_image
 
 
 def prediction_json(prediction: Prediction) -> dict[str, object]:
@@ -33,11 +35,19 @@ class ImageResult:
 
 
 def classify_files(classifier: Classifier, paths: Sequence[Path]) -> Iterator[ImageResult]:
-    """One result per path, in order; unreadable or unusable images yield an error result."""
+    """One result per path, in order; unreadable or unusable images yield an error result, and
+    the batch goes on: whatever one file does (OpenCV refusing it, a decode too large for the
+    memory left) is that file's line."""
     for path in paths:
         try:
-            yield ImageResult(path, prediction=classifier.classify(read_image(path)))
+            prediction = classifier.classify(read_image(path))
         except SourceError as error:
             yield ImageResult(path, error=str(error))
         except FrameError as error:
             yield ImageResult(path, error=f"{path}: {error}")
+        except cv2.error as error:
+            yield ImageResult(path, error=f"{path}: OpenCV: {opencv_reason(error)}")
+        except MemoryError:
+            yield ImageResult(path, error=f"{path}: not enough memory to decode and classify it")
+        else:
+            yield ImageResult(path, prediction=prediction)

@@ -1,7 +1,8 @@
 """`edge-cifar`: classify images, run a camera, benchmark and inspect models. Thin: parse and print.
 
 A bad input (model, runtime, camera, video, image) is one line on stderr starting with "error:" and
-exit code 2; `classify` exits 1 when some of its images failed and the rest were classified.
+exit code 2; `classify` exits 1 when some of its images failed and the rest were classified, 2 when
+every one failed.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from edge_cifar.sources import (
     SourceError,
     expand_image_paths,
     open_source,
+    opencv_reason,
     quiet_opencv_logs,
 )
 
@@ -117,8 +119,7 @@ def one_line_errors() -> Iterator[None]:
         discard_closed_stream(sys.stdout)
         raise typer.Exit(0) from None
     except cv2.error as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "OpenCV error"
-        typer.echo(f"error: OpenCV: {reason}", err=True)
+        typer.echo(f"error: OpenCV: {opencv_reason(error)}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except OSError as error:
         typer.echo(f"error: {error}", err=True)
@@ -195,7 +196,7 @@ def classify(
                     f"{result.prediction.score:.3f}  {others}".rstrip()
                 )
     if failed:
-        raise typer.Exit(EXIT_SOME_FAILED)
+        raise typer.Exit(EXIT_BAD_INPUT if failed == len(image_paths) else EXIT_SOME_FAILED)
 
 
 DeviceOption = Annotated[

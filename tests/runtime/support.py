@@ -80,6 +80,25 @@ def wait_for_url(process, timeout: float = 60) -> str:
     raise AssertionError(f"serve did not start: {''.join(seen)}{process.stderr.read()}")
 
 
+def peak_mib(*args: object) -> tuple[str, int, float]:
+    """(stderr, exit code, peak resident MiB) of `python -m edge_cifar ARGS`."""
+    import os
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_cifar", *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return stderr, process.returncode, usage.ru_maxrss / 1024  # KiB on Linux
+
+
 def rss_mib(pid: int, field: str = "VmRSS") -> float:
     """A process's resident memory (VmRSS) or its peak so far (VmHWM), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -104,4 +123,17 @@ def png_bomb(path: Path, width: int = 20_000, height: int = 20_000) -> Path:
     path.write_bytes(
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     )
+    return path
+
+
+def hdr_bomb(path: Path, width: int = 10_000, height: int = 10_000) -> Path:
+    """A valid Radiance .hdr (run-length encoded, all one colour) declaring width x height:
+    6.4 MB on disk at 10,000 x 10,000, 1.2 GB decoded as float32 RGB. Pillow cannot parse it."""
+    import struct
+
+    runs = [min(127, width - start) for start in range(0, width, 127)]
+    channel = b"".join(bytes([128 + run, 100]) for run in runs)  # a run: count + 128, then value
+    row = b"\x02\x02" + struct.pack(">H", width) + channel * 4  # R, G, B, shared exponent
+    header = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y %d +X %d\n" % (height, width)
+    path.write_bytes(header + row * height)
     return path

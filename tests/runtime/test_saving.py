@@ -83,9 +83,9 @@ def limit_file_size() -> None:
 
 def test_a_failed_write_is_an_error_and_what_was_written_is_kept(model_path, tmp_path):
     saved = tmp_path / "out.mp4"
+    args = ["camera", "--headless", "--no-json", "-d", str(SAMPLE_VIDEO), "--save", str(saved)]
     completed = subprocess.run(
-        [sys.executable, "-m", "edge_cifar", "camera", "--headless", "--no-json"]
-        + ["--device", str(SAMPLE_VIDEO), "--save", str(saved)],
+        [sys.executable, "-m", "edge_cifar", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},

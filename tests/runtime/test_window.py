@@ -22,7 +22,7 @@ from edge_cifar.classifier import Classifier
 from edge_cifar.interpreter import Model
 from edge_cifar.sources import VideoCapture
 
-from .support import SAMPLE_VIDEO, edge_cifar_process
+from .support import SAMPLE_VIDEO, edge_cifar_process, write_png
 
 GUI_EXPECTED = os.environ.get("EDGE_CIFAR_EXPECT_GUI") == "1"  # the Makefile's GUI OpenCV venv
 
@@ -66,14 +66,14 @@ def test_the_window_shows_the_overlay_label(model_path, tmp_path, xvfb):
         (640, 480),
         interpolation=cv2.INTER_NEAREST,
     )
-    # Ten minutes of one frame, lossless, played at its 2 FPS (a window plays files in real time):
-    # the window stays up however long a loaded machine takes to map and paint it.
-    video = tmp_path / "still.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"FFV1"), 2.0, (640, 480))
-    for _ in range(1200):
-        writer.write(frame)
-    writer.release()
-    process = edge_cifar_process("camera", "-d", video, env={"DISPLAY": xvfb})
+    # One frame 20,000 times (hard links in a folder), unpaced: the loop calls waitKey, which
+    # paints the window, many times a second, and runs far longer than any wait below.
+    image = write_png(tmp_path / "frame.png", frame)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(20_000):
+        os.link(image, folder / f"{index:05d}.png")
+    process = edge_cifar_process("camera", "-d", folder, env={"DISPLAY": xvfb})
     # stdout is read as it comes: a full pipe would block the loop in its JSON sink, and a loop
     # that no longer reaches waitKey never paints its window (a blank screenshot).
     lines: queue.Queue[str] = queue.Queue()
@@ -95,7 +95,8 @@ def test_the_window_shows_the_overlay_label(model_path, tmp_path, xvfb):
             shot = ImageGrab.grab(xdisplay=xvfb)
             screen = cv2.cvtColor(np.asarray(shot.convert("RGB")), cv2.COLOR_RGB2GRAY)
             shown = best_match(screen, template) if template is not None else 0.0
-            if template is None or shown > 0.8 or time.monotonic() > deadline:
+            ended = process.poll() is not None
+            if template is None or shown > 0.8 or ended or time.monotonic() > deadline:
                 break
             time.sleep(0.25)
         shot.save(tmp_path / "window.png")
