@@ -25,11 +25,12 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edge_cifar import MAX_IMAGE_PIXELS
 from edge_cifar.batch import prediction_json
 from edge_cifar.classifier import Classifier
 from edge_cifar.preprocess import FrameError
 from edge_cifar.serve.feed import LIVE, MJPEG_MAX_FPS, LiveFeed, Snapshot
-from edge_cifar.sources import MAX_IMAGE_PIXELS, ImageTooLargeError, SourceError, decode_image
+from edge_cifar.sources import ImageTooLargeError, SourceError, decode_image
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a phone photo is 2-8 MB
 EVENTS_PER_SECOND = 10  # the page's figures: fast enough to look live, light on a Pi

@@ -10,13 +10,14 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from edge_cifar import MAX_IMAGE_PIXELS
 from edge_cifar.classifier import Classifier
 from edge_cifar.interpreter import Model
 from edge_cifar.model_files import card_accuracy
 from edge_cifar.serve.app import ServeConfig, UploadClassifier, build_app
 from edge_cifar.serve.feed import LiveFeed, Metrics, ServeSink
 from edge_cifar.serve.server import WebServer, is_loopback
-from edge_cifar.sources import MAX_IMAGE_PIXELS, FrameSource, ReopeningSource
+from edge_cifar.sources import FrameSource, ReopeningSource
 
 
 def model_facts(model: Model) -> dict[str, object]:
