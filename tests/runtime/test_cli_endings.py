@@ -1,6 +1,6 @@
-"""How a running CLI process ends when its user stops it: Ctrl-C, SIGTERM (`systemctl stop`), or a
-reader that closes stdout (`edge-cifar ... | head`). Every way: exit 0, a summary, no traceback,
-and a video being saved is finalized and readable."""
+"""How a running CLI process ends when its user stops it: Ctrl-C, SIGTERM (`systemctl stop`),
+SIGHUP (an ssh session dropped), or a reader that closes stdout (`edge-cifar ... | head`). Every
+way: exit 0, a summary, no traceback, and a video being saved is finalized and readable."""
 
 import os
 import signal
@@ -88,8 +88,11 @@ def readable_frames(path):
     return count
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 @pytest.mark.parametrize("command", ["camera", "serve"])
-def test_sigterm_ends_the_loop_and_finalizes_the_saved_video(model_path, tmp_path, command):
+def test_sigterm_or_sighup_ends_the_loop_and_finalizes_the_saved_video(
+    model_path, tmp_path, command, signum
+):
     saved = tmp_path / "out.mp4"
     # --realtime: the 20 s sample plays at its 6 FPS, so SIGTERM lands mid-video.
     args = [command, "-d", SAMPLE_VIDEO, "--headless", "--realtime", "--json", "--save", saved]
@@ -99,14 +102,14 @@ def test_sigterm_ends_the_loop_and_finalizes_the_saved_video(model_path, tmp_pat
             wait_for_url(process)
         for _ in range(6):
             assert process.stdout.readline().startswith('{"frame"')
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     summary = stderr.strip().splitlines()[-1]
-    assert "stopped by SIGTERM" in summary, summary
+    assert f"stopped by {signal.Signals(signum).name}" in summary, summary
     counted = int(summary.split(": ", 1)[1].split(" frames")[0])
     assert 6 <= counted < 120
     # Every frame the loop counted was written, and the container was finalized to read them.
@@ -139,3 +142,30 @@ def test_a_sigterm_before_the_loop_starts_still_ends_it_cleanly(
     summary = result.stderr.strip().splitlines()[-1]
     assert summary.split(": ", 1)[1].startswith("0 frames in "), summary
     assert "stopped by SIGTERM" in summary, summary
+
+
+def ignore_sighup() -> None:
+    """What `nohup` does before it runs the command."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def test_under_nohup_a_sighup_is_ignored_as_asked(model_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_cifar", "camera", "-d", str(SAMPLE_VIDEO), "--realtime"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        preexec_fn=ignore_sighup,
+    )
+    try:
+        assert process.stdout.readline().startswith('{"frame": 0')
+        process.send_signal(signal.SIGHUP)
+        # It goes on: frames keep coming (the video plays at 6 FPS) until SIGTERM stops it.
+        for _ in range(3):
+            assert process.stdout.readline().startswith('{"frame"')
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "stopped by SIGTERM" in stderr, stderr
