@@ -20,7 +20,7 @@ import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +33,10 @@ from edge_cifar.serve.feed import LIVE, MJPEG_MAX_FPS, LiveFeed, Snapshot
 from edge_cifar.sources import ImageTooLargeError, SourceError, decode_image
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a phone photo is 2-8 MB
+# Uploads in progress at once (body, decode, classification): each may hold a 10 MB body and a
+# decode at the pixel limit (120 MB for 8-bit BGR, 480 MB for a float .hdr); two fit on a 1 GB Pi.
+MAX_CONCURRENT_UPLOADS = 2
+RETRY_AFTER_S = 1  # an upload takes well under a second on a Pi 4
 EVENTS_PER_SECOND = 10  # the page's figures: fast enough to look live, light on a Pi
 HEARTBEAT_S = 1.0  # a stream with no new frame still speaks this often (status, closed sockets)
 NO_STORE = {"Cache-Control": "no-store"}
@@ -197,6 +201,11 @@ def build_app(feed: LiveFeed, uploads: UploadClassifier, config: ServeConfig) ->
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
         return error(status, str(detail))
 
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        # The client dropped (or stalled and was cut) mid-upload: no one reads this answer; it
+        # keeps the event out of the log as an "Exception in ASGI application" traceback.
+        return error(408, "the upload ended before its body did")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         feed.bind(asyncio.get_running_loop())
@@ -212,11 +221,41 @@ def build_app(feed: LiveFeed, uploads: UploadClassifier, config: ServeConfig) ->
             Route("/events", events),
             Route("/classify", classify, methods=["POST"]),
         ],
-        exception_handlers={HTTPException: http_error, Exception: http_error},
+        exception_handlers={
+            HTTPException: http_error,
+            ClientDisconnect: client_gone,
+            Exception: http_error,
+        },
         lifespan=lifespan,
     )
-    guarded: ASGIApp = BearerToken(app, config.token) if config.token else app
+    limited = UploadSlots(app, MAX_CONCURRENT_UPLOADS)
+    guarded: ASGIApp = BearerToken(limited, config.token) if config.token else limited
     return CountErrors(guarded, feed)
+
+
+class UploadSlots:
+    """At most `slots` POST /classify requests at once, from their first body byte to their
+    answer; beyond that a 503 with Retry-After, before the body is read. One event loop runs
+    every request, so a plain count is safe."""
+
+    def __init__(self, app: ASGIApp, slots: int) -> None:
+        self.app, self.free = app, slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        upload = scope["type"] == "http" and scope["method"] == "POST"
+        if not (upload and scope["path"] == "/classify"):
+            await self.app(scope, receive, send)
+            return
+        if self.free == 0:
+            response = error(503, "busy with other uploads; retry shortly")
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            await response(scope, receive, send)
+            return
+        self.free -= 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.free += 1
 
 
 class CountErrors:

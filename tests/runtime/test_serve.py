@@ -39,22 +39,6 @@ def stop(process, timeout=30):
 
 
 @pytest.fixture(scope="module")
-def slow_video(tmp_path_factory):
-    """A minute of 2 FPS video (CIFAR frames, small): a server that stays up for a module."""
-    path = tmp_path_factory.mktemp("video") / "slow.avi"
-    capture = cv2.VideoCapture(str(SAMPLE_VIDEO))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 2.0, (160, 120))
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        writer.write(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA))
-    writer.release()
-    capture.release()
-    return path
-
-
-@pytest.fixture(scope="module")
 def server(model_path, slow_video):
     """A `serve --token` on the slow video; stopped with SIGTERM at the end of the module."""
     process = edge_cifar_process("serve", "-d", slow_video, "--port", 0, "--token", TOKEN)
