@@ -8,6 +8,7 @@ every one failed.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -320,6 +321,7 @@ def camera(
         loop.run(classifier)
 
 
+TOKEN_VARIABLE = "EDGE_CIFAR_TOKEN"
 SERVE_HINT = "serve needs the serve extra: pip install 'edge-cifar[serve]' (or '.[serve]')"
 
 
@@ -352,10 +354,17 @@ def serve(
     token: Annotated[
         str | None,
         typer.Option(
-            envvar="EDGE_CIFAR_TOKEN",
+            envvar=TOKEN_VARIABLE,
             help="Require `Authorization: Bearer TOKEN` (or ?token=TOKEN) on every request.",
         ),
     ] = None,
+    allow_host: Annotated[
+        list[str],
+        typer.Option(
+            help="A further Host name requests may carry (repeat for several), e.g. pi.local "
+            "behind a proxy [default: the names of --host only; any for 0.0.0.0].",
+        ),
+    ] = [],  # noqa: B006 (typer reads it, never mutates it)
 ) -> None:
     """The camera loop plus a web server: a live page (/), POST /classify, /healthz, /metrics.
 
@@ -366,13 +375,18 @@ def serve(
             from edge_cifar.serve.service import WebService
         except ImportError:
             raise SourceError(SERVE_HINT) from None
+        # An empty token (Typer reads an empty EDGE_CIFAR_TOKEN as none) would silently mean no
+        # authentication: refused, not guessed at.
+        offered = token if token is not None else os.environ.get(TOKEN_VARIABLE)
+        if offered is not None and not offered.strip():
+            raise SourceError(f"--token or {TOKEN_VARIABLE} is empty; give a token or unset it")
         classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
         # POST /classify has its own interpreter (one thread): the loop's never changes thread.
         uploads = make_classifier(
             load_model(classifier.model.path, runtime, 1), top_k, input_range, labels
         )
         # Built first: it binds the port, so a taken one is an error before the camera opens.
-        service = WebService(classifier.model, uploads, host, port, token)
+        service = WebService(classifier.model, uploads, host, port, token, allow_host)
         loop = prepare_loop(
             open_source(device, width=width, height=height),
             json_lines=json_lines,

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -52,6 +53,9 @@ class ServeConfig:
     token: str | None = None
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_pixels: int = MAX_IMAGE_PIXELS
+    # The Host names requests may carry (None: any): a loopback server answers only to its own
+    # names, so a web page cannot reach it through DNS rebinding (evil.example -> 127.0.0.1).
+    allowed_hosts: frozenset[str] | None = None
 
 
 class BearerToken:
@@ -230,7 +234,49 @@ def build_app(feed: LiveFeed, uploads: UploadClassifier, config: ServeConfig) ->
     )
     limited = UploadSlots(app, MAX_CONCURRENT_UPLOADS)
     guarded: ASGIApp = BearerToken(limited, config.token) if config.token else limited
-    return CountErrors(guarded, feed)
+    if config.allowed_hosts is not None:
+        guarded = HostCheck(guarded, config.allowed_hosts)
+    return CountErrors(SecurityHeaders(guarded), feed)
+
+
+# On every answer: no MIME sniffing of a JSON error into HTML, and no page of another site may
+# frame the live view (clickjacking); X-Frame-Options for browsers without CSP's frame-ancestors.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class HostCheck:
+    """A request whose Host header names none of `allowed` is refused with 400 (a request with
+    no Host at all, HTTP/1.0, is let through: a browser always sends one)."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
+        self.app, self.allowed = app, allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = Request(scope).headers.get("host")
+            if host is not None and urlsplit(f"//{host}").hostname not in self.allowed:
+                response = error(400, f"unknown host {host!r}; see serve's --allow-host")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class UploadSlots:

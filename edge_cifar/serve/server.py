@@ -23,6 +23,7 @@ import resource
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -50,6 +51,15 @@ RESERVED_DESCRIPTORS = 32 + 2 * ACCEPT_BACKLOG
 RETRY_AFTER_S = 1
 # A repeated event-loop error (accept() failing for want of descriptors) is logged once a minute.
 REPEATED_ERROR_INTERVAL_S = 60.0
+
+
+def host_names(host: str, allowed: Sequence[str] = ()) -> frozenset[str] | None:
+    """The Host names a server bound to `host` answers to, with `allowed` added; None (any) for
+    an address of every interface, whose names cannot be known."""
+    if host in ("0.0.0.0", "::", ""):
+        return None
+    own = {"localhost", "127.0.0.1", "::1"} if is_loopback(host) else {host.strip("[]")}
+    return frozenset({*own, *(name.lower() for name in allowed)})
 
 
 def is_loopback(host: str) -> bool:

@@ -7,7 +7,7 @@ wrapped to be reopened when it goes away; the server closes after the loop ends.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from edge_cifar import MAX_IMAGE_PIXELS
@@ -16,7 +16,7 @@ from edge_cifar.interpreter import Model
 from edge_cifar.model_files import card_accuracy
 from edge_cifar.serve.app import ServeConfig, UploadClassifier, build_app
 from edge_cifar.serve.feed import LiveFeed, Metrics, ServeSink
-from edge_cifar.serve.server import WebServer, is_loopback
+from edge_cifar.serve.server import WebServer, host_names, is_loopback
 from edge_cifar.sources import FrameSource, ReopeningSource
 
 
@@ -36,14 +36,21 @@ def model_facts(model: Model) -> dict[str, object]:
 
 class WebService:
     def __init__(
-        self, model: Model, uploads: Classifier, host: str, port: int, token: str | None
+        self,
+        model: Model,
+        uploads: Classifier,
+        host: str,
+        port: int,
+        token: str | None,
+        allow_hosts: Sequence[str] = (),
     ) -> None:
         """`uploads` is POST /classify's classifier, on its own interpreter: the loop's never
         changes thread."""
         self.feed = LiveFeed(Metrics())
         self.sink = ServeSink(self.feed)
         upload_classifier = UploadClassifier(uploads, MAX_IMAGE_PIXELS)
-        app = build_app(self.feed, upload_classifier, ServeConfig(model_facts(model), token))
+        config = ServeConfig(model_facts(model), token, allowed_hosts=host_names(host, allow_hosts))
+        app = build_app(self.feed, upload_classifier, config)
         self.server = WebServer(app, host, port)
         self.warning = (
             None

@@ -291,12 +291,14 @@ def test_a_viewer_gets_the_newest_frames_at_most_30_a_second_however_fast_the_lo
         connection.request("GET", "/stream.mjpg")
         response = connection.getresponse()
         received, start = 0, time.monotonic()
+        published = []  # the loop's frame count as each part arrives
         while time.monotonic() - start < 2.0:
             line = response.readline()
             if line.startswith(b"Content-Length:"):
                 response.readline()
                 assert cv2.imdecode(np.frombuffer(response.read(int(line[15:])), np.uint8), 1).shape
                 received += 1
+                published.append(feed.snapshot.version)
         connection.close()
         _, _, body = request(server.url, path="/metrics")
     finally:
@@ -305,5 +307,13 @@ def test_a_viewer_gets_the_newest_frames_at_most_30_a_second_however_fast_the_lo
         sink.close()
         server.stop()
     assert 10 <= received <= 2.0 * MJPEG_MAX_FPS + 3, received
-    dropped = [line for line in body.decode().splitlines() if line.startswith("edge_cifar_dropped")]
-    assert float(dropped[0].split()[-1]) > 300, dropped  # the frames it skipped were counted
+    [dropped] = [
+        float(line.split()[-1])
+        for line in body.decode().splitlines()
+        if line.startswith('edge_cifar_dropped_frames_total{stream="mjpeg"}')
+    ]
+    # The frames published while it watched and not sent to it were counted as dropped (a few at
+    # either end fall outside the count): against what the loop published, not a rate that a
+    # loaded machine may not reach.
+    skipped = published[-1] - published[0] - received
+    assert skipped / 2 <= dropped <= published[-1], (dropped, skipped, received)
