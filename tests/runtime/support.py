@@ -42,6 +42,16 @@ def write_png(path: Path, image: np.ndarray) -> Path:
 SAMPLE_VIDEO = REPO / "samples" / "cifar_test.avi"
 
 
+def readable_frames(path: Path) -> int:
+    """How many frames of a video file OpenCV reads back, one by one."""
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
 def edge_cifar_process(*args: object, env: dict | None = None, **popen: object):
     """`python -m edge_cifar ARGS...` as a child process with this checkout's code, text pipes."""
     import os

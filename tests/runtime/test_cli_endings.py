@@ -7,11 +7,17 @@ import signal
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 
-from .support import REPO, SAMPLE_VIDEO, edge_cifar_process, wait_for_url, write_png
+from .support import (
+    REPO,
+    SAMPLE_VIDEO,
+    edge_cifar_process,
+    readable_frames,
+    wait_for_url,
+    write_png,
+)
 
 FRAMES = 20000  # far more than the process gets through before it is stopped
 
@@ -77,15 +83,6 @@ def test_a_reader_closing_stdout_ends_the_command_quietly(model_path, tmp_path, 
     assert "Traceback" not in stderr and "error" not in stderr
     if command == "camera":
         assert "stopped by output closed" in stderr
-
-
-def readable_frames(path):
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])

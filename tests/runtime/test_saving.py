@@ -17,16 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .support import REPO, SAMPLE_VIDEO, edge_cifar_process
-
-
-def readable_frames(path: Path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
+from .support import REPO, SAMPLE_VIDEO, edge_cifar_process, readable_frames
 
 
 @pytest.fixture(scope="module")
