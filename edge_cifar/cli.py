@@ -19,6 +19,7 @@ import cv2
 import typer
 
 from edge_cifar import bench as benchmark
+from edge_cifar import info as model_info
 from edge_cifar.batch import classify_files
 from edge_cifar.camera import (
     NO_DISPLAY,
@@ -32,7 +33,7 @@ from edge_cifar.camera import (
     run,
     window_problem,
 )
-from edge_cifar.classifier import Classifier
+from edge_cifar.classifier import UNCERTAIN, Classifier
 from edge_cifar.interpreter import BackendError, Model, ModelError
 from edge_cifar.model_files import default_model_path
 from edge_cifar.preprocess import DEFAULT_INPUT_RANGE, FrameError
@@ -79,6 +80,15 @@ TopKOption = Annotated[
     int, typer.Option("--top-k", min=1, max=10, help="Classes listed per result.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
+MinScoreOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Below this best score the label is 'uncertain' [default: the threshold the "
+        "model's metadata recommends, else 0].",
+    ),
+]
 
 
 class InputRange(str, Enum):
@@ -139,28 +149,41 @@ def load_model(model: Path | None, runtime: Runtime | None, threads: int | None)
     )
 
 
-def make_classifier(
-    model: Model, top_k: int, input_range: InputRange | None, labels: Path | None
-) -> Classifier:
-    return Classifier(
-        model,
-        top_k=top_k,
-        input_range=input_range.value if input_range else None,
-        labels_file=labels,
-    )
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """The options every classifying command shares, as given on the command line."""
+
+    model: Path | None
+    runtime: Runtime | None
+    threads: int | None
+    top_k: int
+    input_range: InputRange | None
+    labels: Path | None
+    min_score: float | None
+
+    def classifier(self, threads: int | None = None, model: Path | None = None) -> Classifier:
+        """A classifier on an interpreter of its own (`threads`, `model` override the options')."""
+        return Classifier(
+            load_model(model or self.model, self.runtime, threads or self.threads),
+            top_k=self.top_k,
+            input_range=self.input_range.value if self.input_range else None,
+            labels_file=self.labels,
+            min_score=self.min_score,
+        )
 
 
-def load_classifier(
-    model: Path | None,
-    runtime: Runtime | None,
-    threads: int | None,
-    top_k: int,
-    input_range: InputRange | None,
-    labels: Path | None,
-) -> Classifier:
-    classifier = make_classifier(load_model(model, runtime, threads), top_k, input_range, labels)
-    for note in classifier.meaning.notes:
+def load_classifier(options: ClassifierOptions) -> Classifier:
+    """The command's classifier; what the model's metadata overrode or set is said once."""
+    classifier = options.classifier()
+    meaning = classifier.meaning
+    for note in meaning.notes:
         typer.echo(f"note: {note}", err=True)
+    if options.min_score is None and meaning.min_score > 0:
+        typer.echo(
+            f"note: a best score below {meaning.min_score:g} is {UNCERTAIN!r} "
+            f"({meaning.min_score_from}; --min-score overrides)",
+            err=True,
+        )
     return classifier
 
 
@@ -173,13 +196,16 @@ def classify(
     top_k: TopKOption = 3,
     input_range: InputRangeOption = None,
     labels: LabelsOption = None,
+    min_score: MinScoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Classify image files (any format OpenCV reads: gray, RGBA, 16-bit too) with any
     single-input image classifier."""
     failed = 0
     with one_line_errors():
-        classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
+        classifier = load_classifier(
+            ClassifierOptions(model, runtime, threads, top_k, input_range, labels, min_score)
+        )
         image_paths = expand_image_paths(paths)
         width = max(len(str(p)) for p in image_paths)
         for result in classify_files(classifier, image_paths):
@@ -188,11 +214,13 @@ def classify(
                 typer.echo(f"error: {result.error}", err=True)
             if as_json:
                 typer.echo(json.dumps(result.as_json()))
-            elif result.prediction is not None:
-                others = "  ".join(f"{c.label} {c.score:.2f}" for c in result.prediction.top_k[1:])
+            elif (decision := result.decision) is not None:
+                # An uncertain label names no class: every class of the top k follows it.
+                others = decision.top_k if decision.uncertain else decision.top_k[1:]
+                listed = "  ".join(f"{c.label} {c.score:.2f}" for c in others)
                 typer.echo(
-                    f"{str(result.path).ljust(width)}  {result.prediction.label:<10} "
-                    f"{result.prediction.score:.3f}  {others}".rstrip()
+                    f"{str(result.path).ljust(width)}  {decision.label:<10} "
+                    f"{decision.score:.3f}  {listed}".rstrip()
                 )
     if failed:
         raise typer.Exit(EXIT_SOME_FAILED)
@@ -219,9 +247,6 @@ SmoothOption = Annotated[
         callback=newest_frame_weight,
         help="Weight of the newest frame in a moving average of the scores; 1 = no smoothing.",
     ),
-]
-MinScoreOption = Annotated[
-    float, typer.Option(min=0.0, max=1.0, help="Below this score the label is 'uncertain'.")
 ]
 HeadlessOption = Annotated[bool, typer.Option(help="No window, even where a display exists.")]
 RealtimeOption = Annotated[
@@ -289,7 +314,7 @@ def camera(
     max_frames: MaxFramesOption = None,
     save: SaveOption = None,
     smooth: SmoothOption = 1.0,
-    min_score: MinScoreOption = 0.0,
+    min_score: MinScoreOption = None,
     headless: HeadlessOption = False,
     realtime: RealtimeOption = None,
     json_lines: Annotated[
@@ -298,7 +323,9 @@ def camera(
 ) -> None:
     """Classify a live camera, a video or a stream; a summary goes to stderr at the end."""
     with one_line_errors():
-        classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
+        classifier = load_classifier(
+            ClassifierOptions(model, runtime, threads, top_k, input_range, labels, min_score)
+        )
         loop = prepare_loop(
             open_source(device, width=width, height=height),
             json_lines=json_lines,
@@ -306,7 +333,7 @@ def camera(
             headless=headless,
             realtime=realtime,
             page=False,
-            options=LoopOptions(max_frames, smooth, min_score, top_k),
+            options=LoopOptions(max_frames, smooth),
         )
         loop.run(classifier)
 
@@ -328,7 +355,7 @@ def serve(
     max_frames: MaxFramesOption = None,
     save: SaveOption = None,
     smooth: SmoothOption = 1.0,
-    min_score: MinScoreOption = 0.0,
+    min_score: MinScoreOption = None,
     headless: Annotated[
         bool, typer.Option(help="No window beside the page, even where a display exists.")
     ] = True,
@@ -356,11 +383,10 @@ def serve(
             from edge_cifar.serve.service import WebService
         except ImportError:
             raise SourceError(SERVE_HINT) from None
-        classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
+        options = ClassifierOptions(model, runtime, threads, top_k, input_range, labels, min_score)
+        classifier = load_classifier(options)
         # POST /classify has its own interpreter (one thread): the loop's never changes thread.
-        uploads = make_classifier(
-            load_model(classifier.model.path, runtime, 1), top_k, input_range, labels
-        )
+        uploads = options.classifier(threads=1, model=classifier.model.path)
         # Built first: it binds the port, so a taken one is an error before the camera opens.
         service = WebService(classifier.model, uploads, host, port, token)
         loop = prepare_loop(
@@ -370,7 +396,7 @@ def serve(
             headless=headless,
             realtime=realtime,
             page=True,
-            options=LoopOptions(max_frames, smooth, min_score, top_k),
+            options=LoopOptions(max_frames, smooth),
         )
         loop.sinks.append(service.sink)
         loop.source = service.watch(
@@ -419,15 +445,16 @@ def bench(
 def info(
     model: Annotated[Path, typer.Argument(help="A .tflite model.")],
     runtime: RuntimeOption = None,
+    tensors: Annotated[bool, typer.Option("--tensors", help="List every tensor too.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Tensors, quantization, operators, size and TFLite metadata of any .tflite model."""
+    """Inputs, outputs, quantization, operators, size and TFLite metadata of any .tflite model."""
     with one_line_errors():
         loaded = load_model(model, runtime, None)
     if as_json:
-        typer.echo(json.dumps(benchmark.model_facts_json(loaded), indent=2))
+        typer.echo(json.dumps(model_info.model_facts_json(loaded, tensors), indent=2))
     else:
-        typer.echo(benchmark.describe_model(loaded))
+        typer.echo(model_info.describe_model(loaded, tensors))
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge_cifar.batch import prediction_json
 from edge_cifar.classifier import Classifier
 from edge_cifar.preprocess import FrameError
 from edge_cifar.serve.feed import LIVE, MJPEG_MAX_FPS, LiveFeed, Snapshot
@@ -82,11 +81,7 @@ class UploadClassifier:
     def classify(self, encoded: bytes) -> dict[str, object]:
         image = decode_image(encoded, "upload", self.max_pixels)
         with self._lock:
-            prediction = self.classifier.classify(image)
-        return {
-            **prediction_json(prediction),
-            "ms": {k: round(v, 3) for k, v in prediction.timings_ms.items()},
-        }
+            return self.classifier.classify(image).as_json()
 
 
 def result_event(snapshot: Snapshot) -> dict[str, object]:

@@ -86,3 +86,23 @@ def bomb_png(tmp_path_factory) -> Path:
     from .support import png_bomb
 
     return png_bomb(tmp_path_factory.mktemp("bomb") / "bomb.png")
+
+
+@pytest.fixture(scope="session")
+def slow_video(tmp_path_factory):
+    """A minute of 2 FPS video (CIFAR frames, small): a server on it stays up for a module."""
+    import cv2
+
+    from .support import SAMPLE_VIDEO
+
+    path = tmp_path_factory.mktemp("video") / "slow.avi"
+    capture = cv2.VideoCapture(str(SAMPLE_VIDEO))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 2.0, (160, 120))
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        writer.write(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA))
+    writer.release()
+    capture.release()
+    return path

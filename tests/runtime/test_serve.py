@@ -39,22 +39,6 @@ def stop(process, timeout=30):
 
 
 @pytest.fixture(scope="module")
-def slow_video(tmp_path_factory):
-    """A minute of 2 FPS video (CIFAR frames, small): a server that stays up for a module."""
-    path = tmp_path_factory.mktemp("video") / "slow.avi"
-    capture = cv2.VideoCapture(str(SAMPLE_VIDEO))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 2.0, (160, 120))
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        writer.write(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA))
-    writer.release()
-    capture.release()
-    return path
-
-
-@pytest.fixture(scope="module")
 def server(model_path, slow_video):
     """A `serve --token` on the slow video; stopped with SIGTERM at the end of the module."""
     process = edge_cifar_process("serve", "-d", slow_video, "--port", 0, "--token", TOKEN)
@@ -117,8 +101,10 @@ def test_classify_answers_like_classify_json(server, cli, model_path):
     assert status == 200, body
     answer = json.loads(body)
     [expected] = cli("classify", image, "--json").json_lines()
-    assert {k: answer[k] for k in ("label", "score", "top_k")} == {
-        k: expected[k] for k in ("label", "score", "top_k")
+    # One decision shape: classify's line is the same object plus the file's path.
+    assert set(expected) == {"path", *answer}
+    assert {k: v for k, v in answer.items() if k != "ms"} == {
+        k: v for k, v in expected.items() if k not in ("path", "ms")
     }
     assert set(answer["ms"]) == {"preprocess", "invoke", "postprocess"}
 
@@ -280,7 +266,7 @@ def test_a_viewer_gets_the_newest_frames_at_most_30_a_second_however_fast_the_lo
     import threading
 
     from edge_cifar.camera import FrameResult
-    from edge_cifar.classifier import Classifier
+    from edge_cifar.classifier import Classifier, decide
     from edge_cifar.interpreter import Model
     from edge_cifar.serve.app import ServeConfig, UploadClassifier, build_app
     from edge_cifar.serve.feed import MJPEG_MAX_FPS, LiveFeed, Metrics, ServeSink
@@ -297,7 +283,8 @@ def test_a_viewer_gets_the_newest_frames_at_most_30_a_second_however_fast_the_lo
         index = 0
         while not done.wait(0.002):
             frame = np.full((48, 64, 3), index % 256, np.uint8)
-            sink.write(frame, FrameResult(index, "cat", 0.9, (), {"invoke": 1.0}), 500.0)
+            decision = decide(np.array([0.9, 0.1], np.float32), ("cat", "dog"), 1, 0.0, {})
+            sink.write(frame, FrameResult(index, decision), 500.0)
             index += 1
 
     producer = threading.Thread(target=fast_loop)

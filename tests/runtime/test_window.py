@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from edge_cifar.camera import FrameResult, LoopOptions, annotate, run
-from edge_cifar.classifier import Classifier
+from edge_cifar.classifier import Classifier, decide
 from edge_cifar.interpreter import Model
 from edge_cifar.sources import VideoCapture
 
@@ -46,7 +46,8 @@ def xvfb():
 
 def overlay_line(frame, label, score):
     """The overlay's first line (label and score) as the loop draws it, cut from its corner."""
-    drawn = annotate(frame, FrameResult(0, label, score, (), {}), 0.0)
+    scores = np.array([score, 1.0 - score], np.float32)
+    drawn = annotate(frame, FrameResult(0, decide(scores, (label, "other"), 1, 0.0, {})), 0.0)
     scale = max(0.5, frame.shape[0] / 640)
     (width, _), _ = cv2.getTextSize(f"{label} {score:.2f}", cv2.FONT_HERSHEY_SIMPLEX, scale, 4)
     return cv2.cvtColor(drawn[0 : int(30 * scale) + 8, 0 : 10 + width + 4], cv2.COLOR_BGR2GRAY)
