@@ -37,7 +37,7 @@ METADATA_PACKAGES = $(shell $(PYTHON) -c "import tomllib; print(' '.join(tomllib
 # Training + development: TensorFlow, tf_keras, tfmot, LiteRT, the metadata writer, the linters.
 $(TRAIN_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TRAIN_VENV)
-	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -e '.[train,dev,serve]'
+	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -e '.[train,dev,serve,mqtt]'
 	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) --no-deps $(METADATA_PACKAGES)
 	ldconfig -p | grep -q 'libusb-1.0.so.0 ' || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq && \
@@ -47,14 +47,14 @@ $(TRAIN_VENV)/.installed: pyproject.toml
 # The device's view: a plain `pip install .` (it brings LiteRT and headless OpenCV), no TensorFlow.
 $(LITERT_VENV)/.installed: $(RUNTIME_FILES)
 	$(PYTHON) -m venv $(LITERT_VENV)
-	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) '.[serve,test]'
+	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) '.[serve,mqtt,test]'
 	touch $@
 
 # The design card's tflite-runtime (2.14, built against NumPy 1.x), no TensorFlow; then the README's
 # window install: OpenCV's GUI build swapped in for the headless one, same version, one `cv2`.
 $(TFLITE_VENV)/.installed: $(RUNTIME_FILES)
 	$(PYTHON) -m venv $(TFLITE_VENV)
-	$(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) '.[tflite,serve,test]'
+	$(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) '.[tflite,serve,mqtt,test]'
 	version=$$($(TFLITE_VENV)/bin/python -c "from importlib.metadata import version; print(version('opencv-python-headless'))") && \
 	  $(TFLITE_VENV)/bin/pip uninstall $(PIP_FLAGS) -y opencv-python-headless && \
 	  $(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) "opencv-python==$$version"

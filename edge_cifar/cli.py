@@ -258,6 +258,32 @@ RealtimeOption = Annotated[
 ]
 
 
+MqttOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mqtt",
+        metavar="URL",
+        help="Publish decisions to an MQTT broker (Home Assistant discovery included): "
+        "mqtt://[user[:password]@]host[:port][/topic], mqtts:// for TLS; the password may come "
+        "from $EDGE_CIFAR_MQTT_PASSWORD.",
+    ),
+]
+MQTT_HINT = "--mqtt needs the mqtt extra: pip install 'edge-cifar[mqtt]' (or '.[mqtt]')"
+
+
+def mqtt_sink(url: str, classifier: Classifier) -> Sink:
+    """The `--mqtt` sink, connected; its warnings go to stderr."""
+    try:
+        from edge_cifar.mqtt import MqttSink, parse_mqtt_url  # the optional paho-mqtt
+    except ImportError:
+        raise SourceError(MQTT_HINT) from None
+    metadata = classifier.model.metadata
+    model_name = metadata.name if metadata and metadata.name else classifier.model.path.stem
+    return MqttSink(
+        parse_mqtt_url(url), model_name, classifier.labels, lambda line: typer.echo(line, err=True)
+    )
+
+
 @dataclass
 class Loop:
     """A camera loop ready to run: its source, sinks and options, and the signals that stop it."""
@@ -281,6 +307,8 @@ def prepare_loop(
     realtime: bool | None,
     page: bool,
     options: LoopOptions,
+    mqtt: str | None,
+    classifier: Classifier,
 ) -> Loop:
     """The sinks for `camera` and `serve`; a file plays in real time where a person watches."""
     try:
@@ -292,6 +320,8 @@ def prepare_loop(
             sinks.append(WindowSink())
         elif problem not in (None, NO_DISPLAY):  # a display, but no way to draw on it
             typer.echo(f"note: no window: {problem}", err=True)
+        if mqtt is not None:  # last: nothing after it can fail and leave it connected
+            sinks.append(mqtt_sink(mqtt, classifier))
     except BaseException:
         source.close()
         raise
@@ -320,6 +350,7 @@ def camera(
     json_lines: Annotated[
         bool, typer.Option("--json/--no-json", help="One JSON line per frame on stdout.")
     ] = True,
+    mqtt: MqttOption = None,
 ) -> None:
     """Classify a live camera, a video or a stream; a summary goes to stderr at the end."""
     with one_line_errors():
@@ -334,6 +365,8 @@ def camera(
             realtime=realtime,
             page=False,
             options=LoopOptions(max_frames, smooth),
+            mqtt=mqtt,
+            classifier=classifier,
         )
         loop.run(classifier)
 
@@ -374,6 +407,7 @@ def serve(
             help="Require `Authorization: Bearer TOKEN` (or ?token=TOKEN) on every request.",
         ),
     ] = None,
+    mqtt: MqttOption = None,
 ) -> None:
     """The camera loop plus a web server: a live page (/), POST /classify, /healthz, /metrics.
 
@@ -397,6 +431,8 @@ def serve(
             realtime=realtime,
             page=True,
             options=LoopOptions(max_frames, smooth),
+            mqtt=mqtt,
+            classifier=classifier,
         )
         loop.sinks.append(service.sink)
         loop.source = service.watch(
