@@ -105,7 +105,7 @@ class ModelMeaning:
     input_range_from: str
     min_score: float
     min_score_from: str
-    notes: tuple[str, ...] = ()  # flags the model's own metadata overrode
+    notes: tuple[str, ...] = ()  # what the user should hear once: overridden flags, guesses
 
 
 def _labels(
@@ -155,6 +155,10 @@ class Classifier:
         else:
             normalization = INPUT_RANGES[DEFAULT_INPUT_RANGE]
             range_from = f"the default {DEFAULT_INPUT_RANGE} (no metadata, no --input-range)"
+            notes.append(
+                f"{model.path.name} does not say what its input values mean (no normalization "
+                f"metadata): reading them as {DEFAULT_INPUT_RANGE}; --input-range sets another"
+            )
         self.input_spec = model.input_spec_for(normalization)
         classes = model.output.shape[-1]
         labels, labels_from = _labels(model, classes, labels_file, notes)

@@ -1,7 +1,8 @@
 """`edge-cifar`: classify images, run a camera, benchmark and inspect models. Thin: parse and print.
 
 A bad input (model, runtime, camera, video, image) is one line on stderr starting with "error:" and
-exit code 2; `classify` exits 1 when some of its images failed and the rest were classified.
+exit code 2; `classify` exits 1 when some of its images failed and the rest were classified, 2 when
+none could be.
 """
 
 from __future__ import annotations
@@ -223,7 +224,8 @@ def classify(
                     f"{decision.score:.3f}  {listed}".rstrip()
                 )
     if failed:
-        raise typer.Exit(EXIT_SOME_FAILED)
+        # Nothing classified is a bad input, as for the other commands.
+        raise typer.Exit(EXIT_SOME_FAILED if failed < len(image_paths) else EXIT_BAD_INPUT)
 
 
 DeviceOption = Annotated[
@@ -422,7 +424,7 @@ def serve(
         # POST /classify has its own interpreter (one thread): the loop's never changes thread.
         uploads = options.classifier(threads=1, model=classifier.model.path)
         # Built first: it binds the port, so a taken one is an error before the camera opens.
-        service = WebService(classifier.model, uploads, host, port, token)
+        service = WebService(classifier, uploads, host, port, token)
         loop = prepare_loop(
             open_source(device, width=width, height=height),
             json_lines=json_lines,
@@ -460,7 +462,8 @@ def bench(
 ) -> None:
     """Latency of invoke (any .tflite: random inputs) and, for image classifiers, of a 640x480
     frame's stages; several models side by side in a frontier table (accuracy from each model's
-    card, size, p50 latency, ratios to seed_int8)."""
+    card, size, p50 latency, each as a ratio to seed_int8.tflite when it is among them, else to
+    the first model given: the table's last line names it)."""
     with one_line_errors():
         results = benchmark.bench_models(
             models,

@@ -36,7 +36,7 @@ fi
 # Each folder is rebuilt when what it is built from changes; built beside, then renamed into
 # place, so an interrupted build is never taken for a finished one.
 root_spec="mmdebstrap --arch=arm64 --variant=extract --include=python3,libstdc++6 $release"
-root_key=$(echo "$root_spec" | sha256sum | cut -c1-16)
+root_key=$(echo "$root_spec merged-usr" | sha256sum | cut -c1-16)
 if [ "$(cat "$pi_dir/root.key" 2>/dev/null)" != "$root_key" ]; then
   echo "building the arm64 $release userland (mmdebstrap, ~20 s)"
   rm -rf "$pi_dir/root" "$pi_dir/root.new" "$pi_dir/root.key"
@@ -46,6 +46,11 @@ if [ "$(cat "$pi_dir/root.key" 2>/dev/null)" != "$root_key" ]; then
     echo "error: mmdebstrap failed (log: $pi_dir/mmdebstrap.log)" >&2
     exit 1
   fi
+  # trixie's /lib, /bin and /sbin are merged into /usr: links a package script would make (the
+  # extract variant runs none), so the ELF interpreter /lib/ld-linux-aarch64.so.1 is found.
+  for dir in bin sbin lib; do
+    [ -e "$pi_dir/root.new/$dir" ] || ln -s "usr/$dir" "$pi_dir/root.new/$dir"
+  done
   # pi/python puts the emulated CPU's /proc/cpuinfo here (see there why).
   mkdir -p "$pi_dir/root.new/proc"
   mv "$pi_dir/root.new" "$pi_dir/root"

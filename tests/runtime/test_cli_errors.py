@@ -117,9 +117,10 @@ def test_unreadable_image_in_the_camera_loop_is_one_error_line(cli_process, mode
     result.assert_one_error_line(BAD_INPUT, "broken.png: not an image OpenCV can decode")
 
 
-def test_unreadable_image_to_classify_is_one_error_line_and_exit_1(cli_process, model_path):
+def test_unreadable_image_to_classify_is_one_error_line_and_exit_2(cli_process, model_path):
+    """Exit 1 means some files were classified: with none, it is a bad input like any other."""
     result = cli_process("classify", "nothing-here.png")
-    result.assert_one_error_line(1, "nothing-here.png: no such file")
+    result.assert_one_error_line(2, "nothing-here.png: no such file")
 
 
 def test_a_runtime_that_is_not_installed_is_one_error_line(cli_process, model_path, image):
