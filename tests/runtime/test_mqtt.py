@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import SAMPLE_VIDEO, edge_cifar_process
+from .support import SAMPLE_VIDEO, edge_cifar_process, wait_for_url
 
 mqtt = pytest.importorskip("paho.mqtt.client", reason="the mqtt extra is not installed")
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402 (after the skip)
@@ -204,7 +204,9 @@ def test_a_broker_restart_mid_run_costs_only_the_outage(broker, subscriber, slow
         back = subscriber.wait_for(
             f"{TOPIC}/state", lambda m: m.at > before, "a decision after the restart"
         ).json()
-        assert back["frame"] >= down_frames + 8  # a decision of now, not a stale one
+        # Decisions of the outage were dropped, not queued: everything after it is of now.
+        after = [m.json()["frame"] for m in subscriber.on(f"{TOPIC}/state") if m.at > before]
+        assert back["frame"] >= down_frames + 8 and min(after) >= down_frames + 8
         assert subscriber.wait_for(f"{TOPIC}/availability", lambda m: m.at > before).payload == (
             "online"
         )
@@ -216,6 +218,42 @@ def test_a_broker_restart_mid_run_costs_only_the_outage(broker, subscriber, slow
     assert stderr.count("note: MQTT: connected again") == 1, stderr
     # The loop kept the video's 2 FPS through the outage (the frames' pace, not the broker's).
     assert 8 / outage_s > 2 * 0.7, (outage_s, stderr)
+
+
+def test_an_unchanged_decision_is_repeated_at_each_heartbeat(broker, subscriber):
+    import numpy as np
+
+    from edge_cifar.camera import FrameResult
+    from edge_cifar.classifier import decide
+    from edge_cifar.mqtt import MqttSink, parse_mqtt_url
+
+    said: list[str] = []
+    target = parse_mqtt_url(f"mqtt://127.0.0.1:{broker.port}/{TOPIC}")
+    sink = MqttSink(target, "test", ("cat", "dog"), said.append, heartbeat_s=0.2)
+    frame = np.zeros((8, 8, 3), np.uint8)
+    try:
+        decision = decide(np.array([0.9, 0.1], np.float32), ("cat", "dog"), 2, 0.0, {})
+        for index in range(3):  # the same label three times: one change, then heartbeats only
+            sink.write(frame, FrameResult(index, decision), 10.0)
+        wait_until(lambda: len(subscriber.on(f"{TOPIC}/state")) >= 3, "three heartbeats")
+    finally:
+        sink.close()
+    assert {m.json()["label"] for m in subscriber.on(f"{TOPIC}/state")} == {"cat"}
+    assert said == []  # a broker that answers: nothing to say
+
+
+def test_serve_publishes_too(broker, subscriber, slow_video):
+    process = edge_cifar_process(
+        "serve", "-d", slow_video, "--port", 0, "--mqtt", f"mqtt://127.0.0.1:{broker.port}/{TOPIC}"
+    )
+    try:
+        wait_for_url(process)
+        assert subscriber.wait_for(f"{TOPIC}/state").json()["label"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=DEADLINE_S)
+    assert process.returncode == 0, stderr
+    assert subscriber.wait_for(f"{TOPIC}/availability", lambda m: m.payload == "offline")
 
 
 @pytest.mark.parametrize(
