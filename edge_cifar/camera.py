@@ -30,10 +30,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_cifar.classifier import STAGES, Category, Classifier, Prediction, top_categories
+from edge_cifar.classifier import STAGES, Classifier, Decision
 from edge_cifar.sources import Frame, FrameSource, SourceError
 
-UNCERTAIN = "uncertain"
 FPS_WINDOW = 30  # frames: about a second at camera rates, long enough to steady the figure
 WINDOW_TITLE = "edge-cifar"
 QUIT_KEYS = (ord("q"), 27)  # q, Esc
@@ -44,22 +43,13 @@ DEFAULT_VIDEO_FPS = 15.0
 
 @dataclass(frozen=True)
 class FrameResult:
-    """One classified frame, after smoothing and the min-score rule."""
+    """One frame of the loop: its number in the stream and its decision."""
 
     index: int
-    label: str  # a class name, or UNCERTAIN when the score is below min_score
-    score: float
-    top_k: tuple[Category, ...]
-    timings_ms: dict[str, float]
+    decision: Decision
 
     def as_json(self) -> dict[str, object]:
-        return {
-            "frame": self.index,
-            "label": self.label,
-            "score": round(self.score, 4),
-            "top_k": [{"label": c.label, "score": round(c.score, 4)} for c in self.top_k],
-            "ms": {stage: round(ms, 3) for stage, ms in self.timings_ms.items()},
-        }
+        return {"frame": self.index, **self.decision.as_json()}
 
 
 class ScoreSmoother:
@@ -81,21 +71,6 @@ class ScoreSmoother:
         return self._average
 
 
-def decide(
-    prediction: Prediction,
-    index: int,
-    smoother: ScoreSmoother,
-    min_score: float,
-    top_k: int,
-) -> FrameResult:
-    """The frame's label from the (smoothed) scores; below min_score it is UNCERTAIN."""
-    scores = smoother.update(prediction.scores)
-    ranked = top_categories(scores, prediction.labels, top_k)
-    best = ranked[0]
-    label = best.label if best.score >= min_score else UNCERTAIN
-    return FrameResult(index, label, best.score, ranked, prediction.timings_ms)
-
-
 class FpsMeter:
     """Frames per second over the last `window` frames."""
 
@@ -114,7 +89,8 @@ def annotate(frame: Frame, result: FrameResult, fps: float) -> Frame:
     """A copy of the frame with the label, score and FPS drawn in its top-left corner."""
     canvas = frame.copy()
     scale = max(0.5, canvas.shape[0] / 640)
-    lines = [f"{result.label} {result.score:.2f}", f"{fps:.1f} FPS"]
+    decision = result.decision
+    lines = [f"{decision.label} {decision.score:.2f}", f"{fps:.1f} FPS"]
     for row, text in enumerate(lines):
         origin = (10, int((row + 1) * 30 * scale))
         # A dark outline under the white text keeps it legible on any background.
@@ -340,8 +316,6 @@ class WindowSink:
 class LoopOptions:
     max_frames: int | None = None
     smooth_alpha: float = 1.0
-    min_score: float = 0.0
-    top_k: int = 3
     # A file source shown to a person plays at its own frame rate, not as fast as it decodes.
     realtime: bool = False
 
@@ -455,7 +429,6 @@ def run(
     stop = stop or StopRequest()
     smoother = ScoreSmoother(options.smooth_alpha)
     meter = FpsMeter()
-    top_k = max(1, options.top_k)  # top_categories takes at most the classes there are
     # A live source sets its own pace; a file's frame i is due i / fps after the first.
     frame_period = 1.0 / source.fps if options.realtime and source.fps and not source.live else 0
     summary = Summary()
@@ -465,14 +438,12 @@ def run(
             for index, frame in enumerate(source.frames()):
                 if stop.reason:
                     break
-                result = decide(
-                    classifier.classify(frame), index, smoother, options.min_score, top_k
-                )
+                result = FrameResult(index, classifier.classify(frame, smoother.update))
                 if frame_period and (due := start + index * frame_period - time.perf_counter()) > 0:
                     stop.event.wait(due)
                 fps = meter.tick(time.perf_counter())
                 summary.frames += 1
-                summary.add_timings(result.timings_ms)
+                summary.add_timings(result.decision.timings_ms)
                 stops = [reason for sink in sinks if (reason := sink.write(frame, result, fps))]
                 if stops:
                     summary.stopped_by = stops[0]

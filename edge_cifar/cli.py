@@ -21,6 +21,7 @@ import cv2
 import typer
 
 from edge_cifar import bench as benchmark
+from edge_cifar import info as model_info
 from edge_cifar.batch import classify_files
 from edge_cifar.camera import (
     NO_DISPLAY,
@@ -34,7 +35,7 @@ from edge_cifar.camera import (
     run,
     window_problem,
 )
-from edge_cifar.classifier import Classifier
+from edge_cifar.classifier import UNCERTAIN, Classifier
 from edge_cifar.interpreter import BackendError, Model, ModelError
 from edge_cifar.model_files import default_model_path
 from edge_cifar.preprocess import DEFAULT_INPUT_RANGE, FrameError
@@ -82,6 +83,15 @@ TopKOption = Annotated[
     int, typer.Option("--top-k", min=1, max=10, help="Classes listed per result.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
+MinScoreOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Below this best score the label is 'uncertain' [default: the threshold the "
+        "model's metadata recommends, else 0].",
+    ),
+]
 
 
 class InputRange(str, Enum):
@@ -141,28 +151,41 @@ def load_model(model: Path | None, runtime: Runtime | None, threads: int | None)
     )
 
 
-def make_classifier(
-    model: Model, top_k: int, input_range: InputRange | None, labels: Path | None
-) -> Classifier:
-    return Classifier(
-        model,
-        top_k=top_k,
-        input_range=input_range.value if input_range else None,
-        labels_file=labels,
-    )
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """The options every classifying command shares, as given on the command line."""
+
+    model: Path | None
+    runtime: Runtime | None
+    threads: int | None
+    top_k: int
+    input_range: InputRange | None
+    labels: Path | None
+    min_score: float | None
+
+    def classifier(self, threads: int | None = None, model: Path | None = None) -> Classifier:
+        """A classifier on an interpreter of its own (`threads`, `model` override the options')."""
+        return Classifier(
+            load_model(model or self.model, self.runtime, threads or self.threads),
+            top_k=self.top_k,
+            input_range=self.input_range.value if self.input_range else None,
+            labels_file=self.labels,
+            min_score=self.min_score,
+        )
 
 
-def load_classifier(
-    model: Path | None,
-    runtime: Runtime | None,
-    threads: int | None,
-    top_k: int,
-    input_range: InputRange | None,
-    labels: Path | None,
-) -> Classifier:
-    classifier = make_classifier(load_model(model, runtime, threads), top_k, input_range, labels)
-    for note in classifier.meaning.notes:
+def load_classifier(options: ClassifierOptions) -> Classifier:
+    """The command's classifier; what the model's metadata overrode or set is said once."""
+    classifier = options.classifier()
+    meaning = classifier.meaning
+    for note in meaning.notes:
         typer.echo(f"note: {note}", err=True)
+    if options.min_score is None and meaning.min_score > 0:
+        typer.echo(
+            f"note: a best score below {meaning.min_score:g} is {UNCERTAIN!r} "
+            f"({meaning.min_score_from}; --min-score overrides)",
+            err=True,
+        )
     return classifier
 
 
@@ -175,13 +198,16 @@ def classify(
     top_k: TopKOption = 3,
     input_range: InputRangeOption = None,
     labels: LabelsOption = None,
+    min_score: MinScoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Classify image files (any format OpenCV reads: gray, RGBA, 16-bit too) with any
     single-input image classifier."""
     failed = 0
     with one_line_errors():
-        classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
+        classifier = load_classifier(
+            ClassifierOptions(model, runtime, threads, top_k, input_range, labels, min_score)
+        )
         image_paths = expand_image_paths(paths)
         width = max(len(str(p)) for p in image_paths)
         for result in classify_files(classifier, image_paths):
@@ -190,14 +216,17 @@ def classify(
                 typer.echo(f"error: {result.error}", err=True)
             if as_json:
                 typer.echo(json.dumps(result.as_json()))
-            elif result.prediction is not None:
-                others = "  ".join(f"{c.label} {c.score:.2f}" for c in result.prediction.top_k[1:])
+            elif (decision := result.decision) is not None:
+                # An uncertain label names no class: every class of the top k follows it.
+                others = decision.top_k if decision.uncertain else decision.top_k[1:]
+                listed = "  ".join(f"{c.label} {c.score:.2f}" for c in others)
                 typer.echo(
-                    f"{str(result.path).ljust(width)}  {result.prediction.label:<10} "
-                    f"{result.prediction.score:.3f}  {others}".rstrip()
+                    f"{str(result.path).ljust(width)}  {decision.label:<10} "
+                    f"{decision.score:.3f}  {listed}".rstrip()
                 )
     if failed:
-        raise typer.Exit(EXIT_BAD_INPUT if failed == len(image_paths) else EXIT_SOME_FAILED)
+        # Nothing classified is a bad input, as for the other commands.
+        raise typer.Exit(EXIT_SOME_FAILED if failed < len(image_paths) else EXIT_BAD_INPUT)
 
 
 DeviceOption = Annotated[
@@ -222,9 +251,6 @@ SmoothOption = Annotated[
         help="Weight of the newest frame in a moving average of the scores; 1 = no smoothing.",
     ),
 ]
-MinScoreOption = Annotated[
-    float, typer.Option(min=0.0, max=1.0, help="Below this score the label is 'uncertain'.")
-]
 HeadlessOption = Annotated[bool, typer.Option(help="No window, even where a display exists.")]
 RealtimeOption = Annotated[
     bool | None,
@@ -233,6 +259,32 @@ RealtimeOption = Annotated[
         "off headless]."
     ),
 ]
+
+
+MqttOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mqtt",
+        metavar="URL",
+        help="Publish decisions to an MQTT broker (Home Assistant discovery included): "
+        "mqtt://[user[:password]@]host[:port][/topic], mqtts:// for TLS; the password may come "
+        "from $EDGE_CIFAR_MQTT_PASSWORD.",
+    ),
+]
+MQTT_HINT = "--mqtt needs the mqtt extra: pip install 'edge-cifar[mqtt]' (or '.[mqtt]')"
+
+
+def mqtt_sink(url: str, classifier: Classifier) -> Sink:
+    """The `--mqtt` sink, connected; its warnings go to stderr."""
+    try:
+        from edge_cifar.mqtt import MqttSink, parse_mqtt_url  # the optional paho-mqtt
+    except ImportError:
+        raise SourceError(MQTT_HINT) from None
+    metadata = classifier.model.metadata
+    model_name = metadata.name if metadata and metadata.name else classifier.model.path.stem
+    return MqttSink(
+        parse_mqtt_url(url), model_name, classifier.labels, lambda line: typer.echo(line, err=True)
+    )
 
 
 @dataclass
@@ -259,6 +311,8 @@ def prepare_loop(
     page: bool,
     options: LoopOptions,
     stop: StopRequest,
+    mqtt: str | None,
+    classifier: Classifier,
     devices: Sequence[str] = (),
 ) -> Loop:
     """The sinks for `camera` and `serve`; a file plays in real time where a person watches.
@@ -272,6 +326,8 @@ def prepare_loop(
             sinks.append(WindowSink())
         elif problem not in (None, NO_DISPLAY):  # a display, but no way to draw on it
             typer.echo(f"note: no window: {problem}", err=True)
+        if mqtt is not None:  # last: nothing after it can fail and leave it connected
+            sinks.append(mqtt_sink(mqtt, classifier))
     except BaseException:
         source.close()
         raise
@@ -294,19 +350,22 @@ def camera(
     max_frames: MaxFramesOption = None,
     save: SaveOption = None,
     smooth: SmoothOption = 1.0,
-    min_score: MinScoreOption = 0.0,
+    min_score: MinScoreOption = None,
     headless: HeadlessOption = False,
     realtime: RealtimeOption = None,
     json_lines: Annotated[
         bool, typer.Option("--json/--no-json", help="One JSON line per frame on stdout.")
     ] = True,
+    mqtt: MqttOption = None,
 ) -> None:
     """Classify a live camera, a video or a stream; a summary goes to stderr at the end."""
     stop = StopRequest()
     # The stop signals' handlers come first: a SIGTERM while the model loads or the camera opens
     # ends the run as cleanly as one in the loop (the loop then stops before its first frame).
     with stop.installed(), one_line_errors():
-        classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
+        classifier = load_classifier(
+            ClassifierOptions(model, runtime, threads, top_k, input_range, labels, min_score)
+        )
         loop = prepare_loop(
             open_source(device, width=width, height=height),
             json_lines=json_lines,
@@ -314,8 +373,10 @@ def camera(
             headless=headless,
             realtime=realtime,
             page=False,
-            options=LoopOptions(max_frames, smooth, min_score, top_k),
+            options=LoopOptions(max_frames, smooth),
             stop=stop,
+            mqtt=mqtt,
+            classifier=classifier,
             devices=device,
         )
         loop.run(classifier)
@@ -339,7 +400,7 @@ def serve(
     max_frames: MaxFramesOption = None,
     save: SaveOption = None,
     smooth: SmoothOption = 1.0,
-    min_score: MinScoreOption = 0.0,
+    min_score: MinScoreOption = None,
     headless: Annotated[
         bool, typer.Option(help="No window beside the page, even where a display exists.")
     ] = True,
@@ -365,6 +426,7 @@ def serve(
             "behind a proxy [default: the names of --host only; any for 0.0.0.0].",
         ),
     ] = [],  # noqa: B006 (typer reads it, never mutates it)
+    mqtt: MqttOption = None,
 ) -> None:
     """The camera loop plus a web server: a live page (/), POST /classify, /healthz, /metrics.
 
@@ -380,13 +442,12 @@ def serve(
         offered = token if token is not None else os.environ.get(TOKEN_VARIABLE)
         if offered is not None and not offered.strip():
             raise SourceError(f"--token or {TOKEN_VARIABLE} is empty; give a token or unset it")
-        classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
+        options = ClassifierOptions(model, runtime, threads, top_k, input_range, labels, min_score)
+        classifier = load_classifier(options)
         # POST /classify has its own interpreter (one thread): the loop's never changes thread.
-        uploads = make_classifier(
-            load_model(classifier.model.path, runtime, 1), top_k, input_range, labels
-        )
+        uploads = options.classifier(threads=1, model=classifier.model.path)
         # Built first: it binds the port, so a taken one is an error before the camera opens.
-        service = WebService(classifier.model, uploads, host, port, token, allow_host)
+        service = WebService(classifier, uploads, host, port, token, allow_host)
         loop = prepare_loop(
             open_source(device, width=width, height=height),
             json_lines=json_lines,
@@ -394,8 +455,10 @@ def serve(
             headless=headless,
             realtime=realtime,
             page=True,
-            options=LoopOptions(max_frames, smooth, min_score, top_k),
+            options=LoopOptions(max_frames, smooth),
             stop=stop,
+            mqtt=mqtt,
+            classifier=classifier,
             devices=device,
         )
         loop.sinks.append(service.sink)
@@ -424,7 +487,8 @@ def bench(
 ) -> None:
     """Latency of invoke (any .tflite: random inputs) and, for image classifiers, of a 640x480
     frame's stages; several models side by side in a frontier table (accuracy from each model's
-    card, size, p50 latency, ratios to seed_int8)."""
+    card, size, p50 latency, each as a ratio to seed_int8.tflite when it is among them, else to
+    the first model given: the table's last line names it)."""
     with one_line_errors():
         results = benchmark.bench_models(
             models,
@@ -445,15 +509,16 @@ def bench(
 def info(
     model: Annotated[Path, typer.Argument(help="A .tflite model.")],
     runtime: RuntimeOption = None,
+    tensors: Annotated[bool, typer.Option("--tensors", help="List every tensor too.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Tensors, quantization, operators, size and TFLite metadata of any .tflite model."""
+    """Inputs, outputs, quantization, operators, size and TFLite metadata of any .tflite model."""
     with one_line_errors():
         loaded = load_model(model, runtime, None)
     if as_json:
-        typer.echo(json.dumps(benchmark.model_facts_json(loaded), indent=2))
+        typer.echo(json.dumps(model_info.model_facts_json(loaded, tensors), indent=2))
     else:
-        typer.echo(benchmark.describe_model(loaded))
+        typer.echo(model_info.describe_model(loaded, tensors))
 
 
 def main() -> None:

@@ -50,17 +50,16 @@ def card_path(model_path: Path) -> Path | None:
     return None
 
 
+def read_card(model_path: Path) -> dict[str, Any]:
+    """The model card beside a model file; empty without a readable one."""
+    card = card_path(model_path)
+    content = None if card is None else _read_card(card)
+    return content or {}
+
+
 def card_accuracy(model_path: Path, quantized: bool) -> float | None:
     """The test accuracy the model card records for this variant; None without a readable card."""
-    card = card_path(model_path)
-    if card is None:
-        return None
-    content = _read_card(card)
-    value = (
-        None
-        if content is None
-        else content.get("int8_accuracy" if quantized else "float_tflite_accuracy")
-    )
+    value = read_card(model_path).get("int8_accuracy" if quantized else "float_tflite_accuracy")
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 

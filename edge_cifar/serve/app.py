@@ -27,10 +27,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_cifar import MAX_IMAGE_PIXELS
-from edge_cifar.batch import prediction_json
 from edge_cifar.classifier import Classifier
 from edge_cifar.preprocess import FrameError
 from edge_cifar.serve.feed import LIVE, MJPEG_MAX_FPS, LiveFeed, Snapshot
+from edge_cifar.serve.upload import UploadError, read_upload
 from edge_cifar.sources import ImageTooLargeError, SourceError, decode_image
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a phone photo is 2-8 MB
@@ -58,15 +58,21 @@ class ServeConfig:
     allowed_hosts: frozenset[str] | None = None
 
 
+# The page itself holds no data: a browser, which cannot send a header, gets it and its login
+# form; the page then sends the token on every request of its own.
+PUBLIC_PATHS = frozenset({"/"})
+
+
 class BearerToken:
-    """Every request needs `Authorization: Bearer <token>` (or `?token=` for the page, whose
-    <img> and EventSource cannot send a header); else 401 with a JSON body."""
+    """Every request but the page's needs `Authorization: Bearer <token>` (or `?token=` for the
+    page's <img> and EventSource, which cannot send a header); else 401 with a JSON body."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app, self.token = app, token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._allowed(Request(scope)):
+        public = scope["type"] == "http" and scope["path"] in PUBLIC_PATHS
+        if scope["type"] == "http" and not public and not self._allowed(Request(scope)):
             response = error(401, "missing or wrong token (Authorization: Bearer <token>)")
             response.headers["WWW-Authenticate"] = "Bearer"
             await response(scope, receive, send)
@@ -91,11 +97,7 @@ class UploadClassifier:
     def classify(self, encoded: bytes) -> dict[str, object]:
         image = decode_image(encoded, "upload", self.max_pixels)
         with self._lock:
-            prediction = self.classifier.classify(image)
-        return {
-            **prediction_json(prediction),
-            "ms": {k: round(v, 3) for k, v in prediction.timings_ms.items()},
-        }
+            return self.classifier.classify(image).as_json()
 
 
 def result_event(snapshot: Snapshot) -> dict[str, object]:
@@ -179,20 +181,12 @@ def build_app(feed: LiveFeed, uploads: UploadClassifier, config: ServeConfig) ->
         )
 
     async def classify(request: Request) -> Response:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > config.max_upload_bytes:
-            return error(413, f"upload larger than {config.max_upload_bytes} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > config.max_upload_bytes:
-                return error(413, f"upload larger than {config.max_upload_bytes} bytes")
-        if not body:
-            return error(
-                400, "empty body: send the image file as the body (curl --data-binary @x.jpg)"
-            )
         try:
-            answer = await anyio.to_thread.run_sync(uploads.classify, bytes(body))
+            encoded = await read_upload(request, config.max_upload_bytes)
+        except UploadError as problem:
+            return error(problem.status, str(problem))
+        try:
+            answer = await anyio.to_thread.run_sync(uploads.classify, encoded)
         except ImageTooLargeError as problem:
             return error(413, str(problem))
         except (SourceError, FrameError) as problem:

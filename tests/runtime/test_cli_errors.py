@@ -118,6 +118,7 @@ def test_unreadable_image_in_the_camera_loop_is_one_error_line(cli_process, mode
 
 
 def test_unreadable_image_to_classify_is_one_error_line_and_exit_2(cli_process, model_path):
+    """Exit 1 means some files were classified: with none, it is a bad input like any other."""
     result = cli_process("classify", "nothing-here.png")
     result.assert_one_error_line(BAD_INPUT, "nothing-here.png: no such file")
 
@@ -145,6 +146,7 @@ def test_a_decompression_bomb_to_classify_is_refused_undecoded(model_path, bomb_
     stderr, code, bomb_peak = peak_mib("classify", bomb_png)
     _, _, plain_peak = peak_mib("classify", image)
     [line] = stderr.strip().splitlines()
+    # Nothing classified: a bad input.
     assert code == BAD_INPUT and line.startswith(f"error: {bomb_png}: declares ")
     assert "MP limit; not decoded" in line
     # Decoded it would take 1.2 GB; refused from its header it costs what a small image costs.

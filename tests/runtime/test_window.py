@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from edge_cifar.camera import FrameResult, LoopOptions, StopRequest, annotate, run
-from edge_cifar.classifier import Classifier
+from edge_cifar.classifier import Classifier, decide
 from edge_cifar.interpreter import Model
 from edge_cifar.sources import VideoCapture
 
@@ -48,7 +48,8 @@ def xvfb():
 
 def overlay_line(frame, label, score):
     """The overlay's first line (label and score) as the loop draws it, cut from its corner."""
-    drawn = annotate(frame, FrameResult(0, label, score, (), {}), 0.0)
+    scores = np.array([score, 1.0 - score], np.float32)
+    drawn = annotate(frame, FrameResult(0, decide(scores, (label, "other"), 1, 0.0, {})), 0.0)
     scale = max(0.5, frame.shape[0] / 640)
     (width, _), _ = cv2.getTextSize(f"{label} {score:.2f}", cv2.FONT_HERSHEY_SIMPLEX, scale, 4)
     return cv2.cvtColor(drawn[0 : int(30 * scale) + 8, 0 : 10 + width + 4], cv2.COLOR_BGR2GRAY)
@@ -178,8 +179,10 @@ def test_a_live_source_is_never_paced(model_path):
     assert time.perf_counter() - start < 30 / source.fps / 2
 
 
-def test_serve_and_a_window_play_files_in_real_time_headless_runs_do_not(tmp_path):
+def test_serve_and_a_window_play_files_in_real_time_headless_runs_do_not(tmp_path, model_path):
     from edge_cifar.cli import prepare_loop
+
+    classifier = Classifier(Model(model_path))
 
     def realtime_of(**kwargs):
         loop = prepare_loop(
@@ -189,6 +192,8 @@ def test_serve_and_a_window_play_files_in_real_time_headless_runs_do_not(tmp_pat
             headless=True,
             options=LoopOptions(),
             stop=StopRequest(),
+            mqtt=None,
+            classifier=classifier,
             **kwargs,
         )
         loop.source.close()
