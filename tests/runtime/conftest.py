@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import pytest
 from typer.testing import CliRunner
 
@@ -93,6 +92,10 @@ def bomb_png(tmp_path_factory) -> Path:
 def slow_video(tmp_path_factory):
     """Ten minutes of 2 FPS video (the sample's CIFAR frames ten times over, small): a `serve`
     that outlasts any test module, however loaded the machine (a minute did not)."""
+    # Imported here, not at the top: OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS when cv2 loads, and
+    # `edge_cifar` (imported above) sets it; a cv2 loaded first keeps OpenCV's gigapixel default.
+    import cv2
+
     capture = cv2.VideoCapture(str(SAMPLE_VIDEO))
     frames = []
     while (read := capture.read())[0]:
