@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -23,30 +22,17 @@ import typer
 from edge_cifar import bench as benchmark
 from edge_cifar import info as model_info
 from edge_cifar.batch import classify_files
-from edge_cifar.camera import (
-    NO_DISPLAY,
-    JsonLinesSink,
-    LoopOptions,
-    Sink,
-    StopRequest,
-    VideoFileSink,
-    WindowSink,
-    discard_closed_stream,
-    run,
-    window_problem,
-)
-from edge_cifar.classifier import UNCERTAIN, Classifier
-from edge_cifar.interpreter import BackendError, Model, ModelError
-from edge_cifar.model_files import default_model_path
+from edge_cifar.camera import LoopOptions, StopRequest, discard_closed_stream
+from edge_cifar.interpreter import BackendError, ModelError
 from edge_cifar.preprocess import DEFAULT_INPUT_RANGE, FrameError
 from edge_cifar.sources import (
-    FrameSource,
     SourceError,
     expand_image_paths,
     open_source,
     opencv_reason,
     quiet_opencv_logs,
 )
+from edge_cifar.wiring import ClassifierOptions, load_classifier, load_model, prepare_loop
 
 EXIT_SOME_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -137,56 +123,35 @@ def one_line_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
+def say(line: str) -> None:
+    """One line for the user, on stderr (stdout carries the results)."""
+    typer.echo(line, err=True)
+
+
+def classifier_options(
+    model: Path | None,
+    runtime: Runtime | None,
+    threads: int | None,
+    top_k: int,
+    input_range: InputRange | None,
+    labels: Path | None,
+    min_score: float | None,
+) -> ClassifierOptions:
+    return ClassifierOptions(
+        model,
+        runtime.value if runtime else None,
+        threads,
+        top_k,
+        input_range.value if input_range else None,
+        labels,
+        min_score,
+    )
+
+
 def newest_frame_weight(alpha: float) -> float:
     if not 0.0 < alpha <= 1.0:
         raise typer.BadParameter(f"{alpha} is not in (0, 1]")
     return alpha
-
-
-def load_model(model: Path | None, runtime: Runtime | None, threads: int | None) -> Model:
-    return Model(
-        model or default_model_path(),
-        threads=threads,
-        runtime=runtime.value if runtime else None,
-    )
-
-
-@dataclass(frozen=True)
-class ClassifierOptions:
-    """The options every classifying command shares, as given on the command line."""
-
-    model: Path | None
-    runtime: Runtime | None
-    threads: int | None
-    top_k: int
-    input_range: InputRange | None
-    labels: Path | None
-    min_score: float | None
-
-    def classifier(self, threads: int | None = None, model: Path | None = None) -> Classifier:
-        """A classifier on an interpreter of its own (`threads`, `model` override the options')."""
-        return Classifier(
-            load_model(model or self.model, self.runtime, threads or self.threads),
-            top_k=self.top_k,
-            input_range=self.input_range.value if self.input_range else None,
-            labels_file=self.labels,
-            min_score=self.min_score,
-        )
-
-
-def load_classifier(options: ClassifierOptions) -> Classifier:
-    """The command's classifier; what the model's metadata overrode or set is said once."""
-    classifier = options.classifier()
-    meaning = classifier.meaning
-    for note in meaning.notes:
-        typer.echo(f"note: {note}", err=True)
-    if options.min_score is None and meaning.min_score > 0:
-        typer.echo(
-            f"note: a best score below {meaning.min_score:g} is {UNCERTAIN!r} "
-            f"({meaning.min_score_from}; --min-score overrides)",
-            err=True,
-        )
-    return classifier
 
 
 @app.command()
@@ -206,7 +171,7 @@ def classify(
     failed = 0
     with one_line_errors():
         classifier = load_classifier(
-            ClassifierOptions(model, runtime, threads, top_k, input_range, labels, min_score)
+            classifier_options(model, runtime, threads, top_k, input_range, labels, min_score), say
         )
         image_paths = expand_image_paths(paths)
         width = max(len(str(p)) for p in image_paths)
@@ -271,69 +236,6 @@ MqttOption = Annotated[
         "from $EDGE_CIFAR_MQTT_PASSWORD.",
     ),
 ]
-MQTT_HINT = "--mqtt needs the mqtt extra: pip install 'edge-cifar[mqtt]' (or '.[mqtt]')"
-
-
-def mqtt_sink(url: str, classifier: Classifier) -> Sink:
-    """The `--mqtt` sink, connected; its warnings go to stderr."""
-    try:
-        from edge_cifar.mqtt import MqttSink, parse_mqtt_url  # the optional paho-mqtt
-    except ImportError:
-        raise SourceError(MQTT_HINT) from None
-    metadata = classifier.model.metadata
-    model_name = metadata.name if metadata and metadata.name else classifier.model.path.stem
-    return MqttSink(
-        parse_mqtt_url(url), model_name, classifier.labels, lambda line: typer.echo(line, err=True)
-    )
-
-
-@dataclass
-class Loop:
-    """A camera loop ready to run: its source, sinks and options, and the signals that stop it."""
-
-    source: FrameSource
-    sinks: list[Sink]
-    options: LoopOptions
-    stop: StopRequest
-
-    def run(self, classifier: Classifier) -> None:
-        summary = run(self.source, classifier, self.sinks, self.options, self.stop)
-        typer.echo(f"{self.source.name}: {summary.describe()}", err=True)
-
-
-def prepare_loop(
-    source: FrameSource,
-    *,
-    json_lines: bool,
-    save: Path | None,
-    headless: bool,
-    realtime: bool | None,
-    page: bool,
-    options: LoopOptions,
-    stop: StopRequest,
-    mqtt: str | None,
-    classifier: Classifier,
-    devices: Sequence[str] = (),
-) -> Loop:
-    """The sinks for `camera` and `serve`; a file plays in real time where a person watches.
-    `devices` are the --device values: a video is never saved onto one of them."""
-    try:
-        sinks: list[Sink] = [JsonLinesSink()] if json_lines else []
-        if save is not None:
-            sinks.append(VideoFileSink(save, source.fps, [Path(d) for d in devices]))
-        problem = None if headless else window_problem()
-        if not headless and problem is None:
-            sinks.append(WindowSink())
-        elif problem not in (None, NO_DISPLAY):  # a display, but no way to draw on it
-            typer.echo(f"note: no window: {problem}", err=True)
-        if mqtt is not None:  # last: nothing after it can fail and leave it connected
-            sinks.append(mqtt_sink(mqtt, classifier))
-    except BaseException:
-        source.close()
-        raise
-    watched = page or any(isinstance(sink, WindowSink) for sink in sinks)
-    options = replace(options, realtime=watched if realtime is None else realtime)
-    return Loop(source, sinks, options, stop)
 
 
 @app.command()
@@ -364,10 +266,12 @@ def camera(
     # ends the run as cleanly as one in the loop (the loop then stops before its first frame).
     with stop.installed(), one_line_errors():
         classifier = load_classifier(
-            ClassifierOptions(model, runtime, threads, top_k, input_range, labels, min_score)
+            classifier_options(model, runtime, threads, top_k, input_range, labels, min_score), say
         )
         loop = prepare_loop(
             open_source(device, width=width, height=height),
+            classifier,
+            say,
             json_lines=json_lines,
             save=save,
             headless=headless,
@@ -376,7 +280,6 @@ def camera(
             options=LoopOptions(max_frames, smooth),
             stop=stop,
             mqtt=mqtt,
-            classifier=classifier,
             devices=device,
         )
         loop.run(classifier)
@@ -442,14 +345,16 @@ def serve(
         offered = token if token is not None else os.environ.get(TOKEN_VARIABLE)
         if offered is not None and not offered.strip():
             raise SourceError(f"--token or {TOKEN_VARIABLE} is empty; give a token or unset it")
-        options = ClassifierOptions(model, runtime, threads, top_k, input_range, labels, min_score)
-        classifier = load_classifier(options)
+        options = classifier_options(model, runtime, threads, top_k, input_range, labels, min_score)
+        classifier = load_classifier(options, say)
         # POST /classify has its own interpreter (one thread): the loop's never changes thread.
         uploads = options.classifier(threads=1, model=classifier.model.path)
         # Built first: it binds the port, so a taken one is an error before the camera opens.
         service = WebService(classifier, uploads, host, port, token, allow_host)
         loop = prepare_loop(
             open_source(device, width=width, height=height),
+            classifier,
+            say,
             json_lines=json_lines,
             save=save,
             headless=headless,
@@ -458,7 +363,6 @@ def serve(
             options=LoopOptions(max_frames, smooth),
             stop=stop,
             mqtt=mqtt,
-            classifier=classifier,
             devices=device,
         )
         loop.sinks.append(service.sink)
@@ -514,7 +418,7 @@ def info(
 ) -> None:
     """Inputs, outputs, quantization, operators, size and TFLite metadata of any .tflite model."""
     with one_line_errors():
-        loaded = load_model(model, runtime, None)
+        loaded = load_model(model, runtime.value if runtime else None, None)
     if as_json:
         typer.echo(json.dumps(model_info.model_facts_json(loaded, tensors), indent=2))
     else:

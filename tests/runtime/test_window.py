@@ -179,21 +179,20 @@ def test_a_live_source_is_never_paced(model_path):
     assert time.perf_counter() - start < 30 / source.fps / 2
 
 
-def test_serve_and_a_window_play_files_in_real_time_headless_runs_do_not(tmp_path, model_path):
-    from edge_cifar.cli import prepare_loop
-
-    classifier = Classifier(Model(model_path))
+def test_serve_and_a_window_play_files_in_real_time_headless_runs_do_not(tmp_path):
+    from edge_cifar.wiring import prepare_loop
 
     def realtime_of(**kwargs):
         loop = prepare_loop(
             VideoCapture(str(SAMPLE_VIDEO)),
+            None,  # the classifier: only --mqtt's sink asks it for the model's name
+            print,
             json_lines=False,
+            mqtt=None,
             save=None,
             headless=True,
             options=LoopOptions(),
             stop=StopRequest(),
-            mqtt=None,
-            classifier=classifier,
             **kwargs,
         )
         loop.source.close()
