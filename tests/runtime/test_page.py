@@ -161,14 +161,17 @@ def test_the_stream_moves_and_the_label_follows_the_video(browser, long_video):
             return sum; }"""
         first = page.evaluate(checksum)
         page.wait_for_function(f"({checksum})() !== {first}", timeout=WAIT_MS)
+        labels_seen.add(page.evaluate("() => document.getElementById('label').textContent"))
         for _ in range(3):  # the sample clip moves through CIFAR classes: so does the label
-            labels_seen.add(page.inner_text("#label"))
-            page.wait_for_function(
-                "([seen]) => !seen.includes(document.getElementById('label').textContent)",
+            # The new label as it was when the wait ended: read again after it, on a loaded
+            # machine it may already be back to one seen before.
+            new_label = page.wait_for_function(
+                "([seen]) => { const text = document.getElementById('label').textContent;"
+                " return seen.includes(text) ? false : text; }",
                 arg=[sorted(labels_seen)],
                 timeout=WAIT_MS,
             )
-        labels_seen.add(page.inner_text("#label"))
+            labels_seen.add(new_label.json_value())
         page.close()
     finally:
         stopped(process)
