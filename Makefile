@@ -37,24 +37,28 @@ METADATA_PACKAGES = $(shell $(PYTHON) -c "import tomllib; print(' '.join(tomllib
 # Training + development: TensorFlow, tf_keras, tfmot, LiteRT, the metadata writer, the linters.
 $(TRAIN_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TRAIN_VENV)
-	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -e '.[train,dev,serve]'
+	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) -e '.[train,dev,serve,mqtt]'
 	$(TRAIN_VENV)/bin/pip install $(PIP_FLAGS) --no-deps $(METADATA_PACKAGES)
-	ldconfig -p | grep -q 'libusb-1.0.so.0 ' || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$sudo apt-get update -qq && \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null; }
+	ldconfig -p | grep -q 'libusb-1.0.so.0 ' || bash .ci/apt-install.sh libusb-1.0-0
 	touch $@
 
-# The device's view: a plain `pip install .` (it brings LiteRT and headless OpenCV), no TensorFlow.
+# The device's view: a plain `pip install .` (it brings LiteRT and headless OpenCV) with the serve
+# and mqtt extras, no TensorFlow; `make demo` runs here.
 $(LITERT_VENV)/.installed: $(RUNTIME_FILES)
 	$(PYTHON) -m venv $(LITERT_VENV)
-	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) '.[serve,test]'
+	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) '.[serve,mqtt]'
+	touch $@
+
+# The runtime tests' tools (pytest, Playwright, FlatBuffers) added to it for `make test-runtime`.
+$(LITERT_VENV)/.tested: $(LITERT_VENV)/.installed
+	$(LITERT_VENV)/bin/pip install $(PIP_FLAGS) '.[serve,mqtt,test]'
 	touch $@
 
 # The design card's tflite-runtime (2.14, built against NumPy 1.x), no TensorFlow; then the README's
 # window install: OpenCV's GUI build swapped in for the headless one, same version, one `cv2`.
 $(TFLITE_VENV)/.installed: $(RUNTIME_FILES)
 	$(PYTHON) -m venv $(TFLITE_VENV)
-	$(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) '.[tflite,serve,test]'
+	$(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) '.[tflite,serve,mqtt,test]'
 	version=$$($(TFLITE_VENV)/bin/python -c "from importlib.metadata import version; print(version('opencv-python-headless'))") && \
 	  $(TFLITE_VENV)/bin/pip uninstall $(PIP_FLAGS) -y opencv-python-headless && \
 	  $(TFLITE_VENV)/bin/pip install $(PIP_FLAGS) "opencv-python==$$version"
@@ -131,7 +135,7 @@ test-train: $(TRAIN_VENV)/.installed
 
 # The runtime's tests run where the device's packages are, and TensorFlow is not. Debian's chromium
 # (serve's page, through Playwright) and Xvfb (the camera window) are installed when missing.
-test-runtime: $(LITERT_VENV)/.installed $(TFLITE_VENV)/.installed
+test-runtime: $(LITERT_VENV)/.tested $(TFLITE_VENV)/.installed
 	bash tests/runtime/system-packages.sh
 	EDGE_CIFAR_EXPECT_RUNTIME=litert $(LITERT_VENV)/bin/pytest tests/runtime
 	# `[tflite]` adds tflite-runtime beside the default LiteRT (both work with NumPy 1.26): pick it.
@@ -142,8 +146,9 @@ test-runtime: $(LITERT_VENV)/.installed $(TFLITE_VENV)/.installed
 serve-load: $(LITERT_VENV)/.installed
 	$(LITERT_VENV)/bin/python tests/runtime/serve_load.py --rounds 2
 
-# The runtime on an emulated Raspberry Pi 4 and 5 (arm64 bookworm under qemu user mode, cached in
-# .pi/): classify, camera, bench and the runtime's tests; its labels must equal the x86 run's.
+# The runtime on an emulated Raspberry Pi 4 and 5 (arm64 bookworm/Python 3.11 and trixie/3.13 under
+# qemu user mode, cached in .pi/): classify, camera, serve, bench and the runtime's tests; its labels
+# must equal the x86 run's.
 PI_MODEL ?= firmware_models/$(MODEL)_int8.tflite
 pi-check: $(LITERT_VENV)/.installed
 	HOST_VENV=$(LITERT_VENV) PI_MODEL=$(PI_MODEL) bash pi/check.sh

@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_cifar.classifier import STAGES, Classifier
+from edge_cifar.info import describe_quantization, tensor_json
 from edge_cifar.interpreter import Model, TensorInfo
-from edge_cifar.metadata import ModelMetadata
 from edge_cifar.model_files import REFERENCE_MODEL, card_accuracy, int8_filename
 
 FRAME_SHAPE = (480, 640, 3)  # a VGA camera frame, height x width x BGR
@@ -60,15 +60,6 @@ class Latency:
         return {**asdict(self), "per_second": self.per_second}
 
 
-def _tensor_json(info: TensorInfo) -> dict[str, object]:
-    return {
-        "shape": list(info.shape),
-        "dtype": info.dtype,
-        "scale": info.scale,
-        "zero_point": info.zero_point,
-    }
-
-
 @dataclass(frozen=True)
 class ModelBench:
     path: Path
@@ -102,10 +93,10 @@ class ModelBench:
             "threads": self.threads,
             "size_bytes": self.size_bytes,
             "quantized": self.quantized,
-            "input": _tensor_json(self.input),
-            "output": _tensor_json(self.output),
-            "inputs": [_tensor_json(t) for t in self.inputs],
-            "outputs": [_tensor_json(t) for t in self.outputs],
+            "input": tensor_json(self.input),
+            "output": tensor_json(self.output),
+            "inputs": [tensor_json(t) for t in self.inputs],
+            "outputs": [tensor_json(t) for t in self.outputs],
             "op_counts": self.op_counts,
             "multiply_adds": self.multiply_adds,
             "invoke_ms": self.invoke.as_json(),
@@ -264,12 +255,6 @@ def report_json(benches: list[ModelBench]) -> dict[str, object]:
     }
 
 
-def _quantization(info: TensorInfo) -> str:
-    if not info.scale:
-        return info.dtype
-    return f"{info.dtype} (scale {info.scale:.6g}, zero point {info.zero_point})"
-
-
 def _ms(latency: Latency) -> str:
     return (
         f"min {latency.min:.3f}  p50 {latency.p50:.3f}  p90 {latency.p90:.3f}  "
@@ -285,8 +270,8 @@ def describe(bench: ModelBench) -> str:
     lines = [
         f"{bench.path}  ({bench.backend}, threads {bench.threads or 'default'})",
         f"  size        {bench.size_bytes / 1024:.1f} KiB",
-        *(f"  input       {list(t.shape)} {_quantization(t)}" for t in bench.inputs),
-        *(f"  output      {list(t.shape)} {_quantization(t)}" for t in bench.outputs),
+        *(f"  input       {list(t.shape)} {describe_quantization(t)}" for t in bench.inputs),
+        *(f"  output      {list(t.shape)} {describe_quantization(t)}" for t in bench.outputs),
         f"  ops         {sum(bench.op_counts.values())}: {ops}",
         f"  mult-adds   {bench.multiply_adds / 1e6:.1f} M per inference",
         f"  accuracy    {accuracy}",
@@ -342,60 +327,3 @@ def frontier_table(benches: list[ModelBench]) -> str:
         for row in rows
     ]
     return "\n".join([*lines, f"ratios (x) are to {baseline.path.name}; * = on the frontier"])
-
-
-def model_facts_json(model: Model) -> dict[str, object]:
-    """What `info` shows: file, backend, inputs/outputs, every tensor, operators, metadata."""
-    return {
-        "path": str(model.path),
-        "backend": model.backend.name,
-        "size_bytes": model.size_bytes,
-        "quantized": model.quantized,
-        "input": {"name": model.input.name, **_tensor_json(model.input)},
-        "output": {"name": model.output.name, **_tensor_json(model.output)},
-        "inputs": [{"name": t.name, **_tensor_json(t)} for t in model.inputs],
-        "outputs": [{"name": t.name, **_tensor_json(t)} for t in model.outputs],
-        "image_classifier": model.classifier_problem() is None,
-        "op_counts": model.op_counts(),
-        "tensors": [{"name": t.name, **_tensor_json(t)} for t in model.tensors()],
-        "metadata": None if model.metadata is None else model.metadata.as_json(),
-    }
-
-
-def _metadata_lines(metadata: ModelMetadata | None) -> list[str]:
-    if metadata is None:
-        return ["  metadata none"]
-    general = {
-        "name": metadata.name,
-        "version": metadata.version,
-        "author": metadata.author,
-        "licence": metadata.licence,
-        "description": metadata.description,
-        "input": metadata.normalization.describe() if metadata.normalization else None,
-        "labels": None
-        if metadata.labels is None
-        else f"{len(metadata.labels)} in {metadata.label_file}: "
-        + ", ".join(metadata.labels[:10])
-        + (", ..." if len(metadata.labels) > 10 else ""),
-    }
-    return ["  metadata", *(f"    {k:<12}{v}" for k, v in general.items() if v is not None)]
-
-
-def describe_model(model: Model) -> str:
-    """`info` as text: the facts first, the metadata, then one line per tensor."""
-    ops = ", ".join(f"{name} x{count}" for name, count in sorted(model.op_counts().items()))
-    tensors = model.tensors()
-    width = max((len(t.name) for t in tensors), default=0)
-    problem = model.classifier_problem()
-    lines = [
-        f"{model.path}  ({model.backend.name})",
-        f"  size     {model.size_bytes} bytes ({model.size_bytes / 1024:.1f} KiB)",
-        *(f"  input    {t.name} {list(t.shape)} {_quantization(t)}" for t in model.inputs),
-        *(f"  output   {t.name} {list(t.shape)} {_quantization(t)}" for t in model.outputs),
-        f"  kind     {'image classifier' if problem is None else problem}",
-        f"  ops      {sum(model.op_counts().values())}: {ops}",
-        *_metadata_lines(model.metadata),
-        f"  tensors  {len(tensors)}",
-        *(f"    {t.name.ljust(width)}  {list(t.shape)} {_quantization(t)}" for t in tensors),
-    ]
-    return "\n".join(lines)

@@ -1,16 +1,20 @@
 """The camera loop: frame source → classifier → sinks (window overlay, JSON lines, video file).
 
 The loop knows nothing of tensors, the classifier nothing of cameras. SIGINT (Ctrl-C), SIGTERM
-(`systemctl stop`, `docker stop`), `q`/Esc in the window, `max_frames` and the end of the stream
-all end the loop alike: sinks closed (a saved video finalized), a `Summary`.
+(`systemctl stop`, `docker stop`), SIGHUP (an ssh session dropped, a terminal closed), `q`/Esc in
+the window, `max_frames` and the end of the stream all end the loop alike: sinks closed (a saved
+video finalized), a `Summary`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.metadata
 import json
 import os
+import random
+import shutil
 import signal
 import sys
 import threading
@@ -26,10 +30,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_cifar.classifier import STAGES, Category, Classifier, Prediction, top_categories
+from edge_cifar.classifier import STAGES, Classifier, Decision
 from edge_cifar.sources import Frame, FrameSource, SourceError
 
-UNCERTAIN = "uncertain"
 FPS_WINDOW = 30  # frames: about a second at camera rates, long enough to steady the figure
 WINDOW_TITLE = "edge-cifar"
 QUIT_KEYS = (ord("q"), 27)  # q, Esc
@@ -40,22 +43,13 @@ DEFAULT_VIDEO_FPS = 15.0
 
 @dataclass(frozen=True)
 class FrameResult:
-    """One classified frame, after smoothing and the min-score rule."""
+    """One frame of the loop: its number in the stream and its decision."""
 
     index: int
-    label: str  # a class name, or UNCERTAIN when the score is below min_score
-    score: float
-    top_k: tuple[Category, ...]
-    timings_ms: dict[str, float]
+    decision: Decision
 
     def as_json(self) -> dict[str, object]:
-        return {
-            "frame": self.index,
-            "label": self.label,
-            "score": round(self.score, 4),
-            "top_k": [{"label": c.label, "score": round(c.score, 4)} for c in self.top_k],
-            "ms": {stage: round(ms, 3) for stage, ms in self.timings_ms.items()},
-        }
+        return {"frame": self.index, **self.decision.as_json()}
 
 
 class ScoreSmoother:
@@ -77,21 +71,6 @@ class ScoreSmoother:
         return self._average
 
 
-def decide(
-    prediction: Prediction,
-    index: int,
-    smoother: ScoreSmoother,
-    min_score: float,
-    top_k: int,
-) -> FrameResult:
-    """The frame's label from the (smoothed) scores; below min_score it is UNCERTAIN."""
-    scores = smoother.update(prediction.scores)
-    ranked = top_categories(scores, prediction.labels, top_k)
-    best = ranked[0]
-    label = best.label if best.score >= min_score else UNCERTAIN
-    return FrameResult(index, label, best.score, ranked, prediction.timings_ms)
-
-
 class FpsMeter:
     """Frames per second over the last `window` frames."""
 
@@ -110,7 +89,8 @@ def annotate(frame: Frame, result: FrameResult, fps: float) -> Frame:
     """A copy of the frame with the label, score and FPS drawn in its top-left corner."""
     canvas = frame.copy()
     scale = max(0.5, canvas.shape[0] / 640)
-    lines = [f"{result.label} {result.score:.2f}", f"{fps:.1f} FPS"]
+    decision = result.decision
+    lines = [f"{decision.label} {decision.score:.2f}", f"{fps:.1f} FPS"]
     for row, text in enumerate(lines):
         origin = (10, int((row + 1) * 30 * scale))
         # A dark outline under the white text keeps it legible on any background.
@@ -145,7 +125,11 @@ class JsonLinesSink:
         try:
             self.stream.write(json.dumps(result.as_json()) + "\n")
             self.stream.flush()
-        except BrokenPipeError:  # `edge-cifar camera | head`: the reader has had enough
+        except OSError as error:
+            # `edge-cifar camera | head`: the reader has had enough (EPIPE); the terminal was
+            # closed (EIO). Any other failure (a full disk under a redirect) is an error.
+            if not isinstance(error, BrokenPipeError) and error.errno != errno.EIO:
+                raise
             discard_closed_stream(self.stream)
             return "output closed"
         return None
@@ -154,10 +138,35 @@ class JsonLinesSink:
         pass
 
 
-class VideoFileSink:
-    """The annotated frames as a video file; opened at the first frame, when its size is known."""
+# OpenCV's writer says nothing when a write fails: a full disk leaves an mp4 without its index
+# (unreadable) and an avi cut short. So saving stops while there is still room to finalize: the
+# muxer's buffered bytes and trailer, and an index entry per frame (mp4 and avi take 8-16 bytes).
+FINALIZE_RESERVE_BYTES = 256 * 1024
+INDEX_BYTES_PER_FRAME = 64
+# The next frame's size: four times the mean of those written (a scene change or a key frame can
+# take several times the average); before the file shows it, four times the first frame as a JPEG.
+FRAMES_BEFORE_ESTIMATE = 8
+FRAME_SIZE_MARGIN = 4
 
-    def __init__(self, path: Path, fps: float | None) -> None:
+
+def same_file(a: Path, b: Path) -> bool:
+    """The same file under either name (a link, a relative path): False when either is missing."""
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+class VideoFileSink:
+    """The annotated frames as a video file; opened at the first frame, when its size is known.
+
+    The video is written under a temporary name beside `path` and renamed to it when closed, so a
+    stop of any kind never leaves a half-written file under the final name. When the disk has no
+    room for another frame and the container's index, saving stops with the video so far
+    finalized, renamed into place and readable, and a SourceError says so.
+    """
+
+    def __init__(self, path: Path, fps: float | None, inputs: Sequence[Path] = ()) -> None:
         fourcc = FOURCC_BY_SUFFIX.get(path.suffix.lower())
         if fourcc is None:
             raise SourceError(
@@ -166,22 +175,72 @@ class VideoFileSink:
             )
         if not path.parent.is_dir():
             raise SourceError(f"{path}: folder {path.parent} does not exist")
+        if any(same_file(path, source) for source in inputs):
+            raise SourceError(f"{path}: is also the input; saving onto it would destroy it")
         self.path, self.fourcc, self.fps = path, fourcc, fps or DEFAULT_VIDEO_FPS
+        self.frames = 0
+        self._first_frame_bytes = 0
         self._writer: cv2.VideoWriter | None = None
+        self._partial: Path | None = None
 
     def write(self, frame: Frame, result: FrameResult, fps: float) -> str | None:
         if self._writer is None:
-            height, width = frame.shape[:2]
-            code = cv2.VideoWriter.fourcc(*self.fourcc)
-            self._writer = cv2.VideoWriter(str(self.path), code, self.fps, (width, height))
-            if not self._writer.isOpened():
-                raise SourceError(f"{self.path}: cannot write a {self.fourcc} video here")
+            self._open(frame)
+        assert self._writer is not None and self._partial is not None
+        if not self._room_for(frame):
+            free = shutil.disk_usage(self._partial.parent).free
+            self.close()
+            kept = f"the {self.frames} frames before are in it" if self.frames else "none saved"
+            raise SourceError(
+                f"{self.path}: the disk is full ({free / 2**20:.1f} MiB free): "
+                f"saving stopped, {kept}"
+            )
         self._writer.write(annotate(frame, result, fps))
+        self.frames += 1
         return None
 
+    def _open(self, frame: Frame) -> None:
+        height, width = frame.shape[:2]
+        # Hidden, this process's own, and with the suffix that chooses the container.
+        self._partial = self.path.with_name(f".{self.path.stem}.{os.getpid()}{self.path.suffix}")
+        code = cv2.VideoWriter.fourcc(*self.fourcc)
+        self._writer = cv2.VideoWriter(str(self._partial), code, self.fps, (width, height))
+        if not self._writer.isOpened():
+            self._partial.unlink(missing_ok=True)
+            raise SourceError(f"{self.path}: cannot write a {self.fourcc} video here")
+        self._first_frame_bytes = len(cv2.imencode(".jpg", frame)[1])
+
+    def _room_for(self, frame: Frame) -> bool:
+        assert self._partial is not None
+        written = self._partial.stat().st_size
+        typical = (
+            written // self.frames
+            if self.frames >= FRAMES_BEFORE_ESTIMATE
+            else self._first_frame_bytes
+        )
+        next_frame = min(frame.nbytes, FRAME_SIZE_MARGIN * typical)
+        needed = FINALIZE_RESERVE_BYTES + INDEX_BYTES_PER_FRAME * (self.frames + 1) + next_frame
+        return shutil.disk_usage(self._partial.parent).free >= needed
+
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
+        if self._writer is None or self._partial is None:
+            return
+        self._writer.release()
+        self._writer, partial = None, self._partial
+        if self.frames == 0:  # the disk was full from the start: nothing to keep
+            partial.unlink(missing_ok=True)
+            return
+        # The container's own count of its frames (0 where it keeps none): all that were written.
+        capture = cv2.VideoCapture(str(partial))
+        counted = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        readable = capture.isOpened() and capture.read()[0] and counted in (0, self.frames)
+        capture.release()
+        if not readable:
+            raise SourceError(
+                f"{self.path}: the video could not be finalized (a write failed); "
+                f"what was written is in {partial}"
+            )
+        partial.replace(self.path)
 
 
 NO_DISPLAY = "no display"
@@ -257,21 +316,20 @@ class WindowSink:
 class LoopOptions:
     max_frames: int | None = None
     smooth_alpha: float = 1.0
-    min_score: float = 0.0
-    top_k: int = 3
     # A file source shown to a person plays at its own frame rate, not as fast as it decodes.
     realtime: bool = False
 
 
-SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
 
 class StopRequest:
-    """SIGINT and SIGTERM, while `installed()`: the loop ends after the frame in hand, as at the
-    end of the stream. A second signal interrupts whatever runs (a hung read) at once.
+    """SIGINT, SIGTERM and SIGHUP, while `installed()`: the loop ends after the frame in hand, as
+    at the end of the stream. A second signal interrupts whatever runs (a hung read) at once.
 
     The handlers are the loop's own, so a SIGINT that the parent shell set to "ignore" (a job
-    started with `&`) stops it too. `event` is set by a signal, for waits that must end with it.
+    started with `&`) stops it too; an ignored SIGHUP stays ignored: `nohup` asked to outlive the
+    terminal. `event` is set by a signal, for waits that must end with it.
     """
 
     def __init__(self) -> None:
@@ -289,7 +347,11 @@ class StopRequest:
         if threading.current_thread() is not threading.main_thread():  # signals reach main only
             yield
             return
-        previous = {signum: signal.signal(signum, self._handle) for signum in SIGNAL_NAMES}
+        previous = {
+            signum: signal.signal(signum, self._handle)
+            for signum in SIGNAL_NAMES
+            if not (signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN)
+        }
         try:
             yield
         finally:
@@ -297,23 +359,52 @@ class StopRequest:
                 signal.signal(signum, handler)
 
 
+# Timings kept per stage for the summary's percentiles: a p99 from 10,000 samples is within a
+# fraction of a percentile of the true one, and the memory stays flat however long the run.
+STAGE_SAMPLES = 10_000
+
+
+class Reservoir:
+    """A uniform random sample of at most `size` of all the values added (Vitter's algorithm R):
+    percentiles of the whole run in bounded memory. Seeded: the same run, the same summary."""
+
+    def __init__(self, size: int = STAGE_SAMPLES, seed: int = 0) -> None:
+        self.size, self.seen = size, 0
+        self.values: list[float] = []
+        self._random = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        self.seen += 1
+        if len(self.values) < self.size:
+            self.values.append(value)
+        elif (slot := self._random.randrange(self.seen)) < self.size:
+            self.values[slot] = value
+
+
 @dataclass
 class Summary:
     frames: int = 0
     seconds: float = 0.0
     stopped_by: str = "end of stream"
-    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    stage_ms: dict[str, Reservoir] = field(default_factory=lambda: {s: Reservoir() for s in STAGES})
 
     @property
     def mean_fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    def add_timings(self, timings_ms: dict[str, float]) -> None:
+        for stage, ms in timings_ms.items():
+            self.stage_ms.setdefault(stage, Reservoir()).add(ms)
+
     def percentiles(self) -> dict[str, tuple[float, float]]:
         """Per stage: (p50, p99) milliseconds."""
         return {
-            stage: (float(np.percentile(values, 50)), float(np.percentile(values, 99)))
-            for stage, values in self.stage_ms.items()
-            if values
+            stage: (
+                float(np.percentile(sample.values, 50)),
+                float(np.percentile(sample.values, 99)),
+            )
+            for stage, sample in self.stage_ms.items()
+            if sample.values
         }
 
     def describe(self) -> str:
@@ -338,7 +429,6 @@ def run(
     stop = stop or StopRequest()
     smoother = ScoreSmoother(options.smooth_alpha)
     meter = FpsMeter()
-    top_k = max(1, options.top_k)  # top_categories takes at most the classes there are
     # A live source sets its own pace; a file's frame i is due i / fps after the first.
     frame_period = 1.0 / source.fps if options.realtime and source.fps and not source.live else 0
     summary = Summary()
@@ -348,15 +438,12 @@ def run(
             for index, frame in enumerate(source.frames()):
                 if stop.reason:
                     break
-                result = decide(
-                    classifier.classify(frame), index, smoother, options.min_score, top_k
-                )
+                result = FrameResult(index, classifier.classify(frame, smoother.update))
                 if frame_period and (due := start + index * frame_period - time.perf_counter()) > 0:
                     stop.event.wait(due)
                 fps = meter.tick(time.perf_counter())
                 summary.frames += 1
-                for stage, ms in result.timings_ms.items():
-                    summary.stage_ms.setdefault(stage, []).append(ms)
+                summary.add_timings(result.decision.timings_ms)
                 stops = [reason for sink in sinks if (reason := sink.write(frame, result, fps))]
                 if stops:
                     summary.stopped_by = stops[0]
@@ -372,7 +459,9 @@ def run(
         summary.seconds = time.perf_counter() - start
         if stop.reason:
             summary.stopped_by = stop.reason
-        source.close()
-        for sink in sinks:
-            sink.close()
+        # Every sink is closed even when one fails to (a video that cannot be finalized).
+        with contextlib.ExitStack() as closing:
+            for sink in reversed(sinks):
+                closing.callback(sink.close)
+            source.close()
     return summary

@@ -1,13 +1,16 @@
-"""`Classifier`: an OpenCV frame in, a typed `Prediction` out. Knows nothing of cameras.
+"""`Classifier`: an OpenCV frame in, a typed `Decision` out. Knows nothing of cameras.
 
-What the model's input means and what its classes are called come from the model's metadata;
-`--input-range` and `--labels` (or a `labels.txt` beside the model) fill in what a foreign model
-lacks. Scores are probabilities: a softmax is applied where the model ends in logits.
+What the model's input means, what its classes are called and below which score a result is
+uncertain come from the model's metadata; `--input-range`, `--labels` (or a `labels.txt` beside
+the model) and `--min-score` fill in what a foreign model lacks. Scores are probabilities: a
+softmax is applied where the model ends in logits. A frame is ranked once, after any smoothing
+of the scores, and the `Decision` is what every command writes, in one JSON shape.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from edge_cifar.preprocess import DEFAULT_INPUT_RANGE, INPUT_RANGES, frame_to_in
 
 STAGES = ("preprocess", "invoke", "postprocess")
 LABELS_BESIDE_MODEL = "labels.txt"
+UNCERTAIN = "uncertain"  # the label of a decision whose best score is below the min score
 
 
 @dataclass(frozen=True)
@@ -29,16 +33,31 @@ class Category:
 
 
 @dataclass(frozen=True)
-class Prediction:
-    """The top class, the top-k list, the full score vector and per-stage milliseconds."""
+class Decision:
+    """One image's classification: the label (the best class, or UNCERTAIN when its score is
+    below the min score), that score, the top-k classes best first (kept when uncertain),
+    per-stage milliseconds, and the score vector it was ranked from (smoothed, if it was)."""
 
     label: str
-    index: int
     score: float
+    uncertain: bool
     top_k: tuple[Category, ...]
+    timings_ms: dict[str, float]
+    index: int = field(repr=False)  # the best class's position in the model's labels
     scores: npt.NDArray[np.float32] = field(repr=False)
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    labels: tuple[str, ...] = field(default=(), repr=False)  # the model's, in score order
+
+    def as_json(self) -> dict[str, object]:
+        """The decision as `camera`, `classify`, `serve` and MQTT write it."""
+        return {
+            "label": self.label,
+            "score": round(self.score, 4),
+            "uncertain": self.uncertain,
+            "top_k": [{"label": c.label, "score": round(c.score, 4)} for c in self.top_k],
+            "ms": {stage: round(ms, 3) for stage, ms in self.timings_ms.items()},
+        }
+
+
+Smoothing = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 
 
 def top_categories(
@@ -47,6 +66,28 @@ def top_categories(
     """The k best classes, best first."""
     order = np.argsort(-scores, kind="stable")[:k]
     return tuple(Category(labels[i], float(scores[i])) for i in order)
+
+
+def decide(
+    scores: npt.NDArray[np.float32],
+    labels: tuple[str, ...],
+    top_k: int,
+    min_score: float,
+    timings_ms: dict[str, float],
+) -> Decision:
+    """Rank the scores once: the top-k, and the label, UNCERTAIN below `min_score`."""
+    ranked = top_categories(scores, labels, top_k)
+    best = ranked[0]
+    uncertain = best.score < min_score
+    return Decision(
+        label=UNCERTAIN if uncertain else best.label,
+        score=best.score,
+        uncertain=uncertain,
+        top_k=ranked,
+        timings_ms=timings_ms,
+        index=int(np.argmax(scores)),
+        scores=scores,
+    )
 
 
 def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -62,7 +103,9 @@ class ModelMeaning:
     labels: tuple[str, ...]
     labels_from: str
     input_range_from: str
-    notes: tuple[str, ...] = ()  # flags the model's own metadata overrode
+    min_score: float
+    min_score_from: str
+    notes: tuple[str, ...] = ()  # what the user should hear once: overridden flags, guesses
 
 
 def _labels(
@@ -95,7 +138,9 @@ class Classifier:
         *,
         input_range: str | None = None,
         labels_file: Path | None = None,
+        min_score: float | None = None,
     ) -> None:
+        """`min_score` None takes the model's recommended threshold, else 0 (never uncertain)."""
         self.model = model
         notes: list[str] = []
         normalization = model.metadata.normalization if model.metadata else None
@@ -110,16 +155,33 @@ class Classifier:
         else:
             normalization = INPUT_RANGES[DEFAULT_INPUT_RANGE]
             range_from = f"the default {DEFAULT_INPUT_RANGE} (no metadata, no --input-range)"
+            notes.append(
+                f"{model.path.name} does not say what its input values mean (no normalization "
+                f"metadata): reading them as {DEFAULT_INPUT_RANGE}; --input-range sets another"
+            )
         self.input_spec = model.input_spec_for(normalization)
         classes = model.output.shape[-1]
         labels, labels_from = _labels(model, classes, labels_file, notes)
-        self.meaning = ModelMeaning(labels, labels_from, range_from, tuple(notes))
+        threshold = model.metadata.score_threshold if model.metadata else None
+        if min_score is not None:
+            min_score_from = "--min-score"
+        elif threshold is not None:
+            min_score, min_score_from = threshold, "the model's metadata"
+        else:
+            min_score, min_score_from = 0.0, "the default (no threshold in the model)"
+        self.meaning = ModelMeaning(
+            labels, labels_from, range_from, min_score, min_score_from, tuple(notes)
+        )
         self.labels = labels
+        self.min_score = min_score
         self.top_k = max(1, min(top_k, classes))
         self._softmax = not model.output_is_distribution()
 
-    def classify(self, frame: npt.NDArray[np.generic]) -> Prediction:
-        """Classify one OpenCV frame (BGR, BGRA or grayscale, any size, 8 or 16-bit)."""
+    def classify(
+        self, frame: npt.NDArray[np.generic], smoothing: Smoothing | None = None
+    ) -> Decision:
+        """Classify one OpenCV frame (BGR, BGRA or grayscale, any size, 8 or 16-bit); a camera
+        loop's `smoothing` turns the frame's scores into the ones it decides on."""
         start = time.perf_counter()
         tensor = frame_to_input(frame, self.input_spec)
         prepared = time.perf_counter()
@@ -129,19 +191,13 @@ class Classifier:
         scores = self.model.scores()
         if self._softmax:
             scores = softmax(scores)
-        top_k = top_categories(scores, self.labels, self.top_k)
-        done = time.perf_counter()
-        best = top_k[0]
-        return Prediction(
-            label=best.label,
-            index=int(np.argmax(scores)),
-            score=best.score,
-            top_k=top_k,
-            scores=scores,
-            timings_ms={
-                "preprocess": (prepared - start) * 1e3,
-                "invoke": (invoked - prepared) * 1e3,
-                "postprocess": (done - invoked) * 1e3,
-            },
-            labels=self.labels,
-        )
+        if smoothing is not None:
+            scores = smoothing(scores)
+        timings_ms = {
+            "preprocess": (prepared - start) * 1e3,
+            "invoke": (invoked - prepared) * 1e3,
+        }
+        decision = decide(scores, self.labels, self.top_k, self.min_score, timings_ms)
+        # Dequantizing, softmax, smoothing and the ranking.
+        timings_ms["postprocess"] = (time.perf_counter() - invoked) * 1e3
+        return decision

@@ -1,16 +1,17 @@
 """`edge-cifar`: classify images, run a camera, benchmark and inspect models. Thin: parse and print.
 
 A bad input (model, runtime, camera, video, image) is one line on stderr starting with "error:" and
-exit code 2; `classify` exits 1 when some of its images failed and the rest were classified.
+exit code 2; `classify` exits 1 when some of its images failed and the rest were classified, 2 when
+every one failed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -19,30 +20,19 @@ import cv2
 import typer
 
 from edge_cifar import bench as benchmark
+from edge_cifar import info as model_info
 from edge_cifar.batch import classify_files
-from edge_cifar.camera import (
-    NO_DISPLAY,
-    JsonLinesSink,
-    LoopOptions,
-    Sink,
-    StopRequest,
-    VideoFileSink,
-    WindowSink,
-    discard_closed_stream,
-    run,
-    window_problem,
-)
-from edge_cifar.classifier import Classifier
-from edge_cifar.interpreter import BackendError, Model, ModelError
-from edge_cifar.model_files import default_model_path
+from edge_cifar.camera import LoopOptions, StopRequest, discard_closed_stream
+from edge_cifar.interpreter import BackendError, ModelError
 from edge_cifar.preprocess import DEFAULT_INPUT_RANGE, FrameError
 from edge_cifar.sources import (
-    FrameSource,
     SourceError,
     expand_image_paths,
     open_source,
+    opencv_reason,
     quiet_opencv_logs,
 )
+from edge_cifar.wiring import ClassifierOptions, load_classifier, load_model, prepare_loop
 
 EXIT_SOME_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -79,6 +69,15 @@ TopKOption = Annotated[
     int, typer.Option("--top-k", min=1, max=10, help="Classes listed per result.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
+MinScoreOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Below this best score the label is 'uncertain' [default: the threshold the "
+        "model's metadata recommends, else 0].",
+    ),
+]
 
 
 class InputRange(str, Enum):
@@ -117,51 +116,42 @@ def one_line_errors() -> Iterator[None]:
         discard_closed_stream(sys.stdout)
         raise typer.Exit(0) from None
     except cv2.error as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "OpenCV error"
-        typer.echo(f"error: OpenCV: {reason}", err=True)
+        typer.echo(f"error: OpenCV: {opencv_reason(error)}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except OSError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
-def newest_frame_weight(alpha: float) -> float:
-    if not 0.0 < alpha <= 1.0:
-        raise typer.BadParameter(f"{alpha} is not in (0, 1]")
-    return alpha
+def say(line: str) -> None:
+    """One line for the user, on stderr (stdout carries the results)."""
+    typer.echo(line, err=True)
 
 
-def load_model(model: Path | None, runtime: Runtime | None, threads: int | None) -> Model:
-    return Model(
-        model or default_model_path(),
-        threads=threads,
-        runtime=runtime.value if runtime else None,
-    )
-
-
-def make_classifier(
-    model: Model, top_k: int, input_range: InputRange | None, labels: Path | None
-) -> Classifier:
-    return Classifier(
-        model,
-        top_k=top_k,
-        input_range=input_range.value if input_range else None,
-        labels_file=labels,
-    )
-
-
-def load_classifier(
+def classifier_options(
     model: Path | None,
     runtime: Runtime | None,
     threads: int | None,
     top_k: int,
     input_range: InputRange | None,
     labels: Path | None,
-) -> Classifier:
-    classifier = make_classifier(load_model(model, runtime, threads), top_k, input_range, labels)
-    for note in classifier.meaning.notes:
-        typer.echo(f"note: {note}", err=True)
-    return classifier
+    min_score: float | None,
+) -> ClassifierOptions:
+    return ClassifierOptions(
+        model,
+        runtime.value if runtime else None,
+        threads,
+        top_k,
+        input_range.value if input_range else None,
+        labels,
+        min_score,
+    )
+
+
+def newest_frame_weight(alpha: float) -> float:
+    if not 0.0 < alpha <= 1.0:
+        raise typer.BadParameter(f"{alpha} is not in (0, 1]")
+    return alpha
 
 
 @app.command()
@@ -173,13 +163,16 @@ def classify(
     top_k: TopKOption = 3,
     input_range: InputRangeOption = None,
     labels: LabelsOption = None,
+    min_score: MinScoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Classify image files (any format OpenCV reads: gray, RGBA, 16-bit too) with any
     single-input image classifier."""
     failed = 0
     with one_line_errors():
-        classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
+        classifier = load_classifier(
+            classifier_options(model, runtime, threads, top_k, input_range, labels, min_score), say
+        )
         image_paths = expand_image_paths(paths)
         width = max(len(str(p)) for p in image_paths)
         for result in classify_files(classifier, image_paths):
@@ -188,14 +181,17 @@ def classify(
                 typer.echo(f"error: {result.error}", err=True)
             if as_json:
                 typer.echo(json.dumps(result.as_json()))
-            elif result.prediction is not None:
-                others = "  ".join(f"{c.label} {c.score:.2f}" for c in result.prediction.top_k[1:])
+            elif (decision := result.decision) is not None:
+                # An uncertain label names no class: every class of the top k follows it.
+                others = decision.top_k if decision.uncertain else decision.top_k[1:]
+                listed = "  ".join(f"{c.label} {c.score:.2f}" for c in others)
                 typer.echo(
-                    f"{str(result.path).ljust(width)}  {result.prediction.label:<10} "
-                    f"{result.prediction.score:.3f}  {others}".rstrip()
+                    f"{str(result.path).ljust(width)}  {decision.label:<10} "
+                    f"{decision.score:.3f}  {listed}".rstrip()
                 )
     if failed:
-        raise typer.Exit(EXIT_SOME_FAILED)
+        # Nothing classified is a bad input, as for the other commands.
+        raise typer.Exit(EXIT_SOME_FAILED if failed < len(image_paths) else EXIT_BAD_INPUT)
 
 
 DeviceOption = Annotated[
@@ -220,9 +216,6 @@ SmoothOption = Annotated[
         help="Weight of the newest frame in a moving average of the scores; 1 = no smoothing.",
     ),
 ]
-MinScoreOption = Annotated[
-    float, typer.Option(min=0.0, max=1.0, help="Below this score the label is 'uncertain'.")
-]
 HeadlessOption = Annotated[bool, typer.Option(help="No window, even where a display exists.")]
 RealtimeOption = Annotated[
     bool | None,
@@ -233,46 +226,16 @@ RealtimeOption = Annotated[
 ]
 
 
-@dataclass
-class Loop:
-    """A camera loop ready to run: its source, sinks and options, and the signals that stop it."""
-
-    source: FrameSource
-    sinks: list[Sink]
-    options: LoopOptions
-    stop: StopRequest
-
-    def run(self, classifier: Classifier) -> None:
-        summary = run(self.source, classifier, self.sinks, self.options, self.stop)
-        typer.echo(f"{self.source.name}: {summary.describe()}", err=True)
-
-
-def prepare_loop(
-    source: FrameSource,
-    *,
-    json_lines: bool,
-    save: Path | None,
-    headless: bool,
-    realtime: bool | None,
-    page: bool,
-    options: LoopOptions,
-) -> Loop:
-    """The sinks for `camera` and `serve`; a file plays in real time where a person watches."""
-    try:
-        sinks: list[Sink] = [JsonLinesSink()] if json_lines else []
-        if save is not None:
-            sinks.append(VideoFileSink(save, source.fps))
-        problem = None if headless else window_problem()
-        if not headless and problem is None:
-            sinks.append(WindowSink())
-        elif problem not in (None, NO_DISPLAY):  # a display, but no way to draw on it
-            typer.echo(f"note: no window: {problem}", err=True)
-    except BaseException:
-        source.close()
-        raise
-    watched = page or any(isinstance(sink, WindowSink) for sink in sinks)
-    options = replace(options, realtime=watched if realtime is None else realtime)
-    return Loop(source, sinks, options, StopRequest())
+MqttOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mqtt",
+        metavar="URL",
+        help="Publish decisions to an MQTT broker (Home Assistant discovery included): "
+        "mqtt://[user[:password]@]host[:port][/topic], mqtts:// for TLS; the password may come "
+        "from $EDGE_CIFAR_MQTT_PASSWORD.",
+    ),
+]
 
 
 @app.command()
@@ -289,28 +252,40 @@ def camera(
     max_frames: MaxFramesOption = None,
     save: SaveOption = None,
     smooth: SmoothOption = 1.0,
-    min_score: MinScoreOption = 0.0,
+    min_score: MinScoreOption = None,
     headless: HeadlessOption = False,
     realtime: RealtimeOption = None,
     json_lines: Annotated[
         bool, typer.Option("--json/--no-json", help="One JSON line per frame on stdout.")
     ] = True,
+    mqtt: MqttOption = None,
 ) -> None:
     """Classify a live camera, a video or a stream; a summary goes to stderr at the end."""
-    with one_line_errors():
-        classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
+    stop = StopRequest()
+    # The stop signals' handlers come first: a SIGTERM while the model loads or the camera opens
+    # ends the run as cleanly as one in the loop (the loop then stops before its first frame).
+    with stop.installed(), one_line_errors():
+        classifier = load_classifier(
+            classifier_options(model, runtime, threads, top_k, input_range, labels, min_score), say
+        )
         loop = prepare_loop(
             open_source(device, width=width, height=height),
+            classifier,
+            say,
             json_lines=json_lines,
             save=save,
             headless=headless,
             realtime=realtime,
             page=False,
-            options=LoopOptions(max_frames, smooth, min_score, top_k),
+            options=LoopOptions(max_frames, smooth),
+            stop=stop,
+            mqtt=mqtt,
+            devices=device,
         )
         loop.run(classifier)
 
 
+TOKEN_VARIABLE = "EDGE_CIFAR_TOKEN"
 SERVE_HINT = "serve needs the serve extra: pip install 'edge-cifar[serve]' (or '.[serve]')"
 
 
@@ -328,7 +303,7 @@ def serve(
     max_frames: MaxFramesOption = None,
     save: SaveOption = None,
     smooth: SmoothOption = 1.0,
-    min_score: MinScoreOption = 0.0,
+    min_score: MinScoreOption = None,
     headless: Annotated[
         bool, typer.Option(help="No window beside the page, even where a display exists.")
     ] = True,
@@ -343,34 +318,52 @@ def serve(
     token: Annotated[
         str | None,
         typer.Option(
-            envvar="EDGE_CIFAR_TOKEN",
+            envvar=TOKEN_VARIABLE,
             help="Require `Authorization: Bearer TOKEN` (or ?token=TOKEN) on every request.",
         ),
     ] = None,
+    allow_host: Annotated[
+        list[str],
+        typer.Option(
+            help="A further Host name requests may carry (repeat for several), e.g. pi.local "
+            "behind a proxy [default: the names of --host only; any for 0.0.0.0].",
+        ),
+    ] = [],  # noqa: B006 (typer reads it, never mutates it)
+    mqtt: MqttOption = None,
 ) -> None:
     """The camera loop plus a web server: a live page (/), POST /classify, /healthz, /metrics.
 
     A live camera that goes away is reopened with backoff; SIGTERM or Ctrl-C end it cleanly."""
-    with one_line_errors():
+    stop = StopRequest()
+    with stop.installed(), one_line_errors():  # the handlers first, as for `camera`
         try:
             from edge_cifar.serve.service import WebService
         except ImportError:
             raise SourceError(SERVE_HINT) from None
-        classifier = load_classifier(model, runtime, threads, top_k, input_range, labels)
+        # An empty token (Typer reads an empty EDGE_CIFAR_TOKEN as none) would silently mean no
+        # authentication: refused, not guessed at.
+        offered = token if token is not None else os.environ.get(TOKEN_VARIABLE)
+        if offered is not None and not offered.strip():
+            raise SourceError(f"--token or {TOKEN_VARIABLE} is empty; give a token or unset it")
+        options = classifier_options(model, runtime, threads, top_k, input_range, labels, min_score)
+        classifier = load_classifier(options, say)
         # POST /classify has its own interpreter (one thread): the loop's never changes thread.
-        uploads = make_classifier(
-            load_model(classifier.model.path, runtime, 1), top_k, input_range, labels
-        )
+        uploads = options.classifier(threads=1, model=classifier.model.path)
         # Built first: it binds the port, so a taken one is an error before the camera opens.
-        service = WebService(classifier.model, uploads, host, port, token)
+        service = WebService(classifier, uploads, host, port, token, allow_host)
         loop = prepare_loop(
             open_source(device, width=width, height=height),
+            classifier,
+            say,
             json_lines=json_lines,
             save=save,
             headless=headless,
             realtime=realtime,
             page=True,
-            options=LoopOptions(max_frames, smooth, min_score, top_k),
+            options=LoopOptions(max_frames, smooth),
+            stop=stop,
+            mqtt=mqtt,
+            devices=device,
         )
         loop.sinks.append(service.sink)
         loop.source = service.watch(
@@ -398,7 +391,8 @@ def bench(
 ) -> None:
     """Latency of invoke (any .tflite: random inputs) and, for image classifiers, of a 640x480
     frame's stages; several models side by side in a frontier table (accuracy from each model's
-    card, size, p50 latency, ratios to seed_int8)."""
+    card, size, p50 latency, each as a ratio to seed_int8.tflite when it is among them, else to
+    the first model given: the table's last line names it)."""
     with one_line_errors():
         results = benchmark.bench_models(
             models,
@@ -419,15 +413,16 @@ def bench(
 def info(
     model: Annotated[Path, typer.Argument(help="A .tflite model.")],
     runtime: RuntimeOption = None,
+    tensors: Annotated[bool, typer.Option("--tensors", help="List every tensor too.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Tensors, quantization, operators, size and TFLite metadata of any .tflite model."""
+    """Inputs, outputs, quantization, operators, size and TFLite metadata of any .tflite model."""
     with one_line_errors():
-        loaded = load_model(model, runtime, None)
+        loaded = load_model(model, runtime.value if runtime else None, None)
     if as_json:
-        typer.echo(json.dumps(benchmark.model_facts_json(loaded), indent=2))
+        typer.echo(json.dumps(model_info.model_facts_json(loaded, tensors), indent=2))
     else:
-        typer.echo(benchmark.describe_model(loaded))
+        typer.echo(model_info.describe_model(loaded, tensors))
 
 
 def main() -> None:

@@ -56,6 +56,13 @@ class _Table:
         _need(self.buffer, start + 4, length * item_size)
         return start + 4, length
 
+    def f32(self, index: int, default: float = 0.0) -> float:
+        position = self._field(index)
+        if position is None:
+            return default
+        _need(self.buffer, position, 4)
+        return float(struct.unpack_from("<f", self.buffer, position)[0])
+
     def u8(self, index: int, default: int = 0) -> int:
         position = self._field(index)
         if position is None:

@@ -170,9 +170,9 @@ class Model:
     ) -> None:
         self.path = Path(model_path)
         content = read_model_bytes(self.path)
-        check_against_card(self.path, content)
         self.size_bytes = len(content)
         self.metadata: ModelMetadata | None = read_metadata(self.path, content)
+        check_against_card(self.path, content, self.metadata.name if self.metadata else None)
         self.backend = load_backend(runtime)
         options: dict[str, Any] = {"model_content": content, "num_threads": threads}
         if reference_kernels:

@@ -1,12 +1,13 @@
 """What a model file says about itself: its TFLite metadata, read on the device.
 
 The metadata (name, description, version, author, licence, the input's normalization, the label
-file's name) is a flatbuffer in one of the model's buffers, named `TFLITE_METADATA`; the label file
-itself is zipped onto the end of the model. tflite-support's reader cannot be a device dependency
-(it pins protobuf < 4 and ships C++ extensions for few platforms), so the fields the runtime needs
-are read with the same bounds-checked walker that vets the model (edge_cifar/flatbuffer.py) and
-the labels with the standard library's zipfile. A training test reads the same files with
-tflite-support's `MetadataDisplayer` and checks that both readers agree.
+file's name, the score below which a result is uncertain) is a flatbuffer in one of the model's
+buffers, named `TFLITE_METADATA`; the label file itself is zipped onto the end of the model.
+tflite-support's reader cannot be a device dependency (it pins protobuf < 4 and ships C++
+extensions for few platforms), so the fields the runtime needs are read with the same
+bounds-checked walker that vets the model (edge_cifar/flatbuffer.py) and the labels with the
+standard library's zipfile. A training test reads the same files with tflite-support's
+`MetadataDisplayer` and checks that both readers agree.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ _MODEL_BUFFERS, _MODEL_METADATA = 4, 6
 _GENERAL_FIELDS = {"name": 0, "description": 1, "version": 2, "author": 4, "licence": 5}
 _SUBGRAPHS, _INPUTS, _OUTPUTS = 3, 2, 3
 _TENSOR_PROCESS_UNITS, _TENSOR_ASSOCIATED_FILES = 4, 6
-_NORMALIZATION_OPTIONS = 1  # the ProcessUnitOptions union's member
+# ProcessUnit: 0 options_type, 1 options. The ProcessUnitOptions union's members (0 is NONE):
+_NORMALIZATION_OPTIONS, _SCORE_THRESHOLDING_OPTIONS = 1, 3
+_GLOBAL_SCORE_THRESHOLD = 0  # ScoreThresholdingOptions' only field
 _TENSOR_AXIS_LABELS = 2  # AssociatedFileType
 
 
@@ -43,6 +46,9 @@ class ModelMetadata:
     normalization: Normalization | None = None
     label_file: str | None = None
     labels: tuple[str, ...] | None = None
+    # The recommended score below which a result is "uncertain" (the output's
+    # ScoreThresholdingOptions): the default `--min-score`.
+    score_threshold: float | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -56,6 +62,7 @@ class ModelMetadata:
             else {"mean": list(self.normalization.mean), "std": list(self.normalization.std)},
             "label_file": self.label_file,
             "labels": None if self.labels is None else list(self.labels),
+            "score_threshold": self.score_threshold,
         }
 
 
@@ -88,6 +95,15 @@ def _parse(path: Path, content: bytes, buffer: bytes) -> ModelMetadata:
         options = unit.table(1)
         if unit.u8(0) == _NORMALIZATION_OPTIONS and options is not None:
             normalization = Normalization(tuple(options.floats(0)), tuple(options.floats(1)))
+    score_threshold = None
+    for unit in outputs[0].tables(_TENSOR_PROCESS_UNITS) if len(outputs) == 1 else []:
+        options = unit.table(1)
+        if unit.u8(0) == _SCORE_THRESHOLDING_OPTIONS and options is not None:
+            score_threshold = options.f32(_GLOBAL_SCORE_THRESHOLD)
+    if score_threshold is not None and not 0.0 <= score_threshold <= 1.0:
+        raise ModelError(
+            f"{path}: its metadata's score threshold {score_threshold} is not a probability in 0..1"
+        )
     label_file = next(
         (
             name
@@ -98,7 +114,11 @@ def _parse(path: Path, content: bytes, buffer: bytes) -> ModelMetadata:
     )
     labels = None if label_file is None else read_labels(path, content, label_file)
     return ModelMetadata(
-        **general, normalization=normalization, label_file=label_file, labels=labels
+        **general,
+        normalization=normalization,
+        label_file=label_file,
+        labels=labels,
+        score_threshold=score_threshold,
     )
 
 

@@ -50,17 +50,16 @@ def card_path(model_path: Path) -> Path | None:
     return None
 
 
+def read_card(model_path: Path) -> dict[str, Any]:
+    """The model card beside a model file; empty without a readable one."""
+    card = card_path(model_path)
+    content = None if card is None else _read_card(card)
+    return content or {}
+
+
 def card_accuracy(model_path: Path, quantized: bool) -> float | None:
     """The test accuracy the model card records for this variant; None without a readable card."""
-    card = card_path(model_path)
-    if card is None:
-        return None
-    content = _read_card(card)
-    value = (
-        None
-        if content is None
-        else content.get("int8_accuracy" if quantized else "float_tflite_accuracy")
-    )
+    value = read_card(model_path).get("int8_accuracy" if quantized else "float_tflite_accuracy")
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
@@ -79,22 +78,33 @@ def card_file_entry(card: dict[str, Any], file_name: str) -> dict[str, Any] | No
     )
 
 
-def check_against_card(model_path: Path, content: bytes) -> None:
+def check_against_card(model_path: Path, content: bytes, claimed_model: str | None) -> None:
     """Refuse a model file whose SHA-256 differs from the one its card beside it records: a
     corrupt copy still loads and runs, and gives wrong scores without any error. Once per load
-    (about a millisecond per MiB), nothing per frame. A file its card does not list is not
-    checked."""
-    card = card_path(model_path)
-    if card is None:
-        return
-    recorded = _read_card(card)
-    if recorded is None:
-        raise ModelError(f"{model_path}: its model card {card} is unreadable; cannot check it")
-    entry = card_file_entry(recorded, model_path.name)
-    if entry is None:
-        return
-    if hashlib.sha256(content).hexdigest() != entry.get("sha256"):
-        raise ModelError(
-            f"{model_path}: SHA-256 differs from the one in {card.name}: the file is corrupt "
-            "or was changed after shipping"
-        )
+    (about a millisecond per MiB), nothing per frame.
+
+    The card is found by the file's name and by the model its metadata says it is
+    (`claimed_model`), so a changed copy under another name is checked too: a file claiming a
+    card's model must be one of the files that card records. A file no card beside it lists or
+    claims (a user's own model) is not checked."""
+    by_name = card_path(model_path)
+    by_content = model_path.with_name(f"{claimed_model}.card.json") if claimed_model else None
+    digest = hashlib.sha256(content).hexdigest()
+    for card in dict.fromkeys(c for c in (by_name, by_content) if c and c.is_file()):
+        recorded = _read_card(card)
+        if recorded is None:
+            raise ModelError(f"{model_path}: its model card {card} is unreadable; cannot check it")
+        entry = card_file_entry(recorded, model_path.name)
+        if entry is not None and digest != entry.get("sha256"):
+            raise ModelError(
+                f"{model_path}: SHA-256 differs from the one in {card.name}: the file is corrupt "
+                "or was changed after shipping"
+            )
+        shipped = {
+            v.get("sha256") for v in recorded.values() if isinstance(v, dict) and "file" in v
+        }
+        if entry is None and recorded.get("model") == claimed_model and digest not in shipped:
+            raise ModelError(
+                f"{model_path}: its metadata says it is model {claimed_model!r}, but its SHA-256 "
+                f"is none of the files {card.name} records: a changed copy under another name"
+            )

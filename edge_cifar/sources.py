@@ -10,6 +10,7 @@ import contextlib
 import glob
 import io
 import os
+import stat
 import threading
 import time
 import warnings
@@ -22,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from edge_cifar import MAX_IMAGE_PIXELS
 from edge_cifar.preprocess import FrameError, to_uint8
 
 Frame = npt.NDArray[np.uint8]
@@ -41,9 +43,8 @@ PICAMERA2_HINT = (
 # A live camera sometimes drops a frame (USB hiccup, exposure change): retry before giving up.
 LIVE_READ_RETRIES = 5
 LIVE_RETRY_PAUSE_S = 0.05
-# The most pixels an image file may declare: a 40 MP photo decodes to 120 MB of BGR. A PNG of
-# 20,000 x 20,000 pixels fits in 1 MB and would decode to 1.2 GB, more than many a Pi has.
-MAX_IMAGE_PIXELS = 40_000_000
+# The largest image file read: a 40 MP photo as an uncompressed 16-bit RGB TIFF is 240 MB.
+MAX_IMAGE_FILE_BYTES = 256 * 2**20
 # A live source that went away is reopened after these pauses (doubling, then the last one).
 REOPEN_FIRST_PAUSE_S = 0.5
 REOPEN_MAX_PAUSE_S = 8.0
@@ -95,6 +96,12 @@ def to_bgr(image: npt.NDArray[np.generic]) -> Frame:
     raise FrameError(f"expected a gray, BGR or BGRA image, got shape {image.shape}")
 
 
+def opencv_reason(error: cv2.error) -> str:
+    """What an OpenCV exception says, in one line (its message ends with the failed check)."""
+    text = str(error).strip()
+    return text.splitlines()[-1] if text else "OpenCV error"
+
+
 def declared_size(encoded: bytes) -> tuple[int, int] | None:
     """(width, height) from an image's header, without decoding it; None for a format Pillow
     does not know (OpenCV may still decode it: EXR, HDR, PFM). Pillow refuses a header beyond
@@ -131,20 +138,45 @@ def decode_image(
             f"more than {limit}"
         )
     buffer = np.frombuffer(encoded, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    except cv2.error as error:
+        # OpenCV refuses a declared size beyond its limits (OPENCV_IO_MAX_IMAGE_PIXELS, a side
+        # over 2**20) with an assertion in this function, before allocating anything.
+        if "validateInputImageSize" in str(error):
+            raise ImageTooLargeError(
+                f"{name}: declares more pixels than OpenCV's {MAX_IMAGE_PIXELS / 1e6:.0f} MP "
+                f"limit, or a side over {2**20:,}; not decoded"
+            ) from None
+        raise SourceError(
+            f"{name}: not an image OpenCV can decode ({opencv_reason(error)})"
+        ) from None
     if image is None or image.size == 0:
         raise SourceError(f"{name}: not an image OpenCV can decode (corrupt, truncated or unknown)")
     return image
 
 
-def read_image(path: Path) -> npt.NDArray[np.generic]:
-    """An image file as OpenCV decodes it, unchanged: gray/BGR/BGRA, 8 or 16-bit."""
+def read_image(path: Path, max_bytes: int = MAX_IMAGE_FILE_BYTES) -> npt.NDArray[np.generic]:
+    """An image file as OpenCV decodes it, unchanged: gray/BGR/BGRA, 8 or 16-bit.
+
+    Only a regular file of at most `max_bytes` is read: a FIFO would block the read for ever and
+    /dev/zero never end it. Opened without blocking, so that a FIFO is seen rather than waited on.
+    """
     try:
-        encoded = path.read_bytes()
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+            status = os.fstat(file.fileno())
+            if stat.S_ISDIR(status.st_mode):
+                raise SourceError(f"{path}: is a directory")
+            if not stat.S_ISREG(status.st_mode):
+                raise SourceError(f"{path}: not a regular file (a pipe or a device)")
+            if status.st_size > max_bytes:
+                raise SourceError(
+                    f"{path}: {status.st_size / 2**20:.0f} MiB, larger than the "
+                    f"{max_bytes / 2**20:.0f} MiB an image file may be"
+                )
+            encoded = file.read()
     except FileNotFoundError:
         raise SourceError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SourceError(f"{path}: is a directory") from None
     except OSError as error:
         raise SourceError(f"{path}: cannot read ({error.strerror})") from None
     return decode_image(encoded, str(path))

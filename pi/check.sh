@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# make pi-check: the device runtime on an emulated Raspberry Pi (arm64 Debian bookworm under qemu
-# user-mode emulation) must predict what it predicts on x86, on the same images and video frames.
-#   HOST_VENV  the x86 runtime venv whose predictions are the reference (default .venv-litert)
-#   PI_MODEL   the model both run (default firmware_models/default_int8.tflite)
-#   PI_CPUS    emulated cores (default "cortex-a72 cortex-a76": a Raspberry Pi 4 and a Pi 5)
+# make pi-check: the device runtime on an emulated Raspberry Pi (arm64 Debian under qemu user-mode
+# emulation) must predict what it predicts on x86, on the same images and video frames, on each
+# Raspberry Pi OS userland: bookworm (Python 3.11) and trixie (Python 3.13, current since 2025).
+#   HOST_VENV    the x86 runtime venv whose predictions are the reference (default .venv-litert)
+#   PI_MODEL     the model both run (default firmware_models/default_int8.tflite)
+#   PI_CPUS      emulated cores (default "cortex-a72 cortex-a76": a Raspberry Pi 4 and a Pi 5)
+#   PI_RELEASES  userlands (default "bookworm trixie")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 host_venv=${HOST_VENV:-.venv-litert}
 model=${PI_MODEL:-firmware_models/default_int8.tflite}
 cpus=${PI_CPUS:-cortex-a72 cortex-a76}
+releases=${PI_RELEASES:-bookworm trixie}
 export PI_DIR=${PI_DIR:-.pi}
 out=$PI_DIR/out
 start=$SECONDS
 current="setup"
+ran=()  # "release: Python X, runtime ..." per userland, for the last line
 # An EXIT trap, not ERR: set -e leaves from inside a function before an ERR trap would run.
 trap 'status=$?; [ "$status" = 0 ] || echo "pi-check: FAILED at: $current ($((SECONDS - start)) s)" >&2' EXIT
 step() {
@@ -23,8 +27,10 @@ step() {
 [ -f "$model" ] || { echo "error: no model $model (make quantize ships it; PI_MODEL=path picks another)" >&2; exit 2; }
 [ -x "$host_venv/bin/edge-cifar" ] || { echo "error: no $host_venv/bin/edge-cifar (make $host_venv/.installed)" >&2; exit 2; }
 
-step "arm64 bookworm userland and aarch64 wheels (cached in $PI_DIR)"
-pi/build.sh "$host_venv/bin/python"
+for release in $releases; do
+  step "arm64 $release userland and aarch64 wheels (cached in $PI_DIR/$release)"
+  pi/build.sh "$host_venv/bin/python" "$release"
+done
 
 step "edge-cifar from the working tree, installed as a wheel (pure Python)"
 rm -rf "$PI_DIR/app"
@@ -40,10 +46,13 @@ step "the x86 reference run ($host_venv)"
 # -P: import the installed wheel, not the checkout's edge_cifar/ in the current directory.
 emulated() { pi/python -P -m edge_cifar "$@"; }
 
-for cpu in $cpus; do
-  export PI_CPU=$cpu
-  step "$cpu: what the emulated Pi runs"
-  pi/python -P - <<'PY'
+for release in $releases; do
+  export PI_RELEASE=$release
+  for cpu in $cpus; do
+    export PI_CPU=$cpu
+    run="$release-$cpu"
+    step "$release, $cpu: what the emulated Pi runs"
+    versions=$(pi/python -P - <<'PY'
 import platform
 from importlib.metadata import version
 
@@ -53,63 +62,80 @@ import numpy
 from edge_cifar.interpreter import load_backend
 
 print(
-    f"{platform.machine()}, Python {platform.python_version()}, glibc {platform.libc_ver()[1]}, "
+    f"Python {platform.python_version()} ({platform.machine()}, glibc {platform.libc_ver()[1]}), "
     f"{load_backend().name} {version('ai-edge-litert')}, NumPy {numpy.__version__}, "
     f"OpenCV {cv2.__version__}"
 )
 PY
+    )
+    echo "$versions"
 
-  step "$cpu: edge-cifar classify samples/images --json"
-  emulated classify samples/images --json --model "$model" >"$out/classify-$cpu.jsonl"
-  "$host_venv/bin/python" pi/compare.py classify "$out/classify-x86.jsonl" "$out/classify-$cpu.jsonl"
+    step "$release, $cpu: edge-cifar classify samples/images --json"
+    emulated classify samples/images --json --model "$model" >"$out/classify-$run.jsonl"
+    "$host_venv/bin/python" pi/compare.py classify "$out/classify-x86.jsonl" "$out/classify-$run.jsonl"
 
-  step "$cpu: edge-cifar camera --device samples/cifar_test.avi --headless --max-frames 60"
-  emulated camera --device samples/cifar_test.avi --headless --max-frames 60 --model "$model" \
-    >"$out/camera-$cpu.jsonl" 2>"$out/camera-$cpu.log"
-  cat "$out/camera-$cpu.log"
-  "$host_venv/bin/python" pi/compare.py camera "$out/camera-x86.jsonl" "$out/camera-$cpu.jsonl"
+    step "$release, $cpu: edge-cifar camera --device samples/cifar_test.avi --headless --max-frames 60"
+    emulated camera --device samples/cifar_test.avi --headless --max-frames 60 --model "$model" \
+      >"$out/camera-$run.jsonl" 2>"$out/camera-$run.log"
+    cat "$out/camera-$run.log"
+    "$host_venv/bin/python" pi/compare.py camera "$out/camera-x86.jsonl" "$out/camera-$run.jsonl"
+  done
+  ran+=("$release: $versions")
+
+  export PI_CPU=cortex-a72
+  if [ "$release" = bookworm ]; then
+    # The README's venv for the camera module: bookworm's apt picamera2 needs NumPy 1.x, so pip
+    # picks NumPy 1.26 and OpenCV 4.11 there: those must classify alike too, and so must
+    # tflite-runtime 2.14, whose last wheels are for Python <= 3.11 (none for trixie's 3.13).
+    step "bookworm, cortex-a72, NumPy 1.x (the picamera2 venv): edge-cifar classify samples/images --json"
+    PI_SITE=site-numpy1 emulated classify samples/images --json --model "$model" \
+      >"$out/classify-numpy1.jsonl"
+    "$host_venv/bin/python" pi/compare.py classify "$out/classify-x86.jsonl" "$out/classify-numpy1.jsonl"
+
+    step "bookworm, cortex-a72, tflite-runtime 2.14: edge-cifar classify samples/images --json"
+    PI_SITE=site-numpy1 emulated classify samples/images --json --model "$model" \
+      --runtime tflite-runtime >"$out/classify-tflite.jsonl"
+    "$host_venv/bin/python" pi/compare.py classify "$out/classify-x86.jsonl" "$out/classify-tflite.jsonl"
+
+    step "bookworm, cortex-a72: edge-cifar bench --runs 20 (emulated: the figures are qemu's, not a Pi's)"
+    emulated bench "$model" --runs 20
+  fi
+
+  # serve, started by this script itself (qemu cannot follow a test's child process, but a
+  # background job of the script is qemu itself): /healthz and one POST /classify answered from
+  # the host, the label equal to x86's `classify` of the same image, then SIGTERM: exit 0, a
+  # summary.
+  step "$release, cortex-a72: edge-cifar serve --device samples/cifar_test.avi: /healthz, POST /classify, SIGTERM"
+  serve_log=$out/serve-$release.log
+  pi/python -P -m edge_cifar serve --device samples/cifar_test.avi --port 0 --model "$model" \
+    2>"$serve_log" &
+  serve_pid=$!
+  "$host_venv/bin/python" pi/compare.py serve "$serve_log" samples/images/0000_cat.png \
+    "$out/classify-x86.jsonl"
+  kill -TERM "$serve_pid"
+  serve_status=0
+  wait "$serve_pid" || serve_status=$?
+  cat "$serve_log"
+  [ "$serve_status" = 0 ] || { echo "error: serve exited $serve_status after SIGTERM" >&2; exit 1; }
+  grep -q "stopped by SIGTERM" "$serve_log"
+
+  # The runtime's tests, less those that start `python -m edge_cifar` as a child process: qemu
+  # user mode does not follow an exec, and without binfmt_misc (root, a mount) the host kernel
+  # cannot start an aarch64 program. test_cli_errors.py and test_cli_endings.py are all such.
+  step "$release, cortex-a72: the runtime's tests (a named subset)"
+  tmp=$PWD/$PI_DIR/tmp/$release
+  mkdir -p "$tmp"
+  EDGE_CIFAR_EXPECT_RUNTIME=litert TMPDIR=$tmp pi/python -m pytest -q \
+    -p no:cacheprovider --basetemp "$tmp/pytest" \
+    tests/runtime/test_preprocess.py tests/runtime/test_sources.py \
+    tests/runtime/test_camera_loop.py tests/runtime/test_camera_video.py \
+    tests/runtime/test_classify.py tests/runtime/test_bench.py tests/runtime/test_model_files.py \
+    tests/runtime/test_backend.py tests/runtime/test_score_threshold.py \
+    --deselect tests/runtime/test_backend.py::test_the_runtime_and_its_cli_never_import_tensorflow \
+    -k "not serve_takes and not no_probability"
 done
-
-export PI_CPU=cortex-a72
-# The README's venv for the camera module: apt's picamera2 needs NumPy 1.x, so pip picks NumPy 1.26
-# and OpenCV 4.11 there: those must classify alike too.
-step "cortex-a72, NumPy 1.x (the picamera2 venv): edge-cifar classify samples/images --json"
-PI_SITE=site-numpy1 emulated classify samples/images --json --model "$model" \
-  >"$out/classify-numpy1.jsonl"
-"$host_venv/bin/python" pi/compare.py classify "$out/classify-x86.jsonl" "$out/classify-numpy1.jsonl"
-
-step "cortex-a72: edge-cifar bench --runs 20 (emulated: the figures are qemu's, not a Pi's)"
-emulated bench "$model" --runs 20
-
-# serve, started by this script itself (qemu cannot follow a test's child process, but a
-# background job of the script is qemu itself): /healthz and one POST /classify answered from the
-# host, the label equal to x86's `classify` of the same image, then SIGTERM: exit 0, a summary.
-step "cortex-a72: edge-cifar serve --device samples/cifar_test.avi: /healthz, POST /classify, SIGTERM"
-pi/python -P -m edge_cifar serve --device samples/cifar_test.avi --port 0 --model "$model" \
-  2>"$out/serve-emulated.log" &
-serve_pid=$!
-"$host_venv/bin/python" pi/compare.py serve "$out/serve-emulated.log" samples/images/0000_cat.png \
-  "$out/classify-x86.jsonl"
-kill -TERM "$serve_pid"
-serve_status=0
-wait "$serve_pid" || serve_status=$?
-cat "$out/serve-emulated.log"
-[ "$serve_status" = 0 ] || { echo "error: serve exited $serve_status after SIGTERM" >&2; exit 1; }
-grep -q "stopped by SIGTERM" "$out/serve-emulated.log"
-
-# The runtime's tests, less those that start `python -m edge_cifar` as a child process: qemu
-# user mode does not follow an exec, and without binfmt_misc (root, a mount) the host kernel
-# cannot start an aarch64 program. test_cli_errors.py and test_cli_endings.py are all such.
-step "cortex-a72: the runtime's tests (a named subset)"
-mkdir -p "$PI_DIR/tmp"
-EDGE_CIFAR_EXPECT_RUNTIME=litert TMPDIR=$PWD/$PI_DIR/tmp pi/python -m pytest -q \
-  -p no:cacheprovider --basetemp "$PWD/$PI_DIR/tmp/pytest" \
-  tests/runtime/test_preprocess.py tests/runtime/test_sources.py \
-  tests/runtime/test_camera_loop.py tests/runtime/test_camera_video.py \
-  tests/runtime/test_classify.py tests/runtime/test_bench.py tests/runtime/test_model_files.py \
-  tests/runtime/test_backend.py \
-  --deselect tests/runtime/test_backend.py::test_the_runtime_and_its_cli_never_import_tensorflow
 
 current="done"
 echo
-echo "pi-check: passed in $((SECONDS - start)) s: the emulated Pi ($cpus) predicts x86's labels"
+echo "pi-check: passed in $((SECONDS - start)) s: the emulated Pi ($cpus) predicts x86's labels on"
+printf '  %s\n' "${ran[@]}"

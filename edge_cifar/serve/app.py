@@ -15,23 +15,29 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge_cifar.batch import prediction_json
+from edge_cifar import MAX_IMAGE_PIXELS
 from edge_cifar.classifier import Classifier
 from edge_cifar.preprocess import FrameError
 from edge_cifar.serve.feed import LIVE, MJPEG_MAX_FPS, LiveFeed, Snapshot
-from edge_cifar.sources import MAX_IMAGE_PIXELS, ImageTooLargeError, SourceError, decode_image
+from edge_cifar.serve.upload import UploadError, read_upload
+from edge_cifar.sources import ImageTooLargeError, SourceError, decode_image
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a phone photo is 2-8 MB
+# Uploads in progress at once (body, decode, classification): each may hold a 10 MB body and a
+# decode at the pixel limit (120 MB for 8-bit BGR, 480 MB for a float .hdr); two fit on a 1 GB Pi.
+MAX_CONCURRENT_UPLOADS = 2
+RETRY_AFTER_S = 1  # an upload takes well under a second on a Pi 4
 EVENTS_PER_SECOND = 10  # the page's figures: fast enough to look live, light on a Pi
 HEARTBEAT_S = 1.0  # a stream with no new frame still speaks this often (status, closed sockets)
 NO_STORE = {"Cache-Control": "no-store"}
@@ -47,17 +53,26 @@ class ServeConfig:
     token: str | None = None
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_pixels: int = MAX_IMAGE_PIXELS
+    # The Host names requests may carry (None: any): a loopback server answers only to its own
+    # names, so a web page cannot reach it through DNS rebinding (evil.example -> 127.0.0.1).
+    allowed_hosts: frozenset[str] | None = None
+
+
+# The page itself holds no data: a browser, which cannot send a header, gets it and its login
+# form; the page then sends the token on every request of its own.
+PUBLIC_PATHS = frozenset({"/"})
 
 
 class BearerToken:
-    """Every request needs `Authorization: Bearer <token>` (or `?token=` for the page, whose
-    <img> and EventSource cannot send a header); else 401 with a JSON body."""
+    """Every request but the page's needs `Authorization: Bearer <token>` (or `?token=` for the
+    page's <img> and EventSource, which cannot send a header); else 401 with a JSON body."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app, self.token = app, token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._allowed(Request(scope)):
+        public = scope["type"] == "http" and scope["path"] in PUBLIC_PATHS
+        if scope["type"] == "http" and not public and not self._allowed(Request(scope)):
             response = error(401, "missing or wrong token (Authorization: Bearer <token>)")
             response.headers["WWW-Authenticate"] = "Bearer"
             await response(scope, receive, send)
@@ -82,11 +97,7 @@ class UploadClassifier:
     def classify(self, encoded: bytes) -> dict[str, object]:
         image = decode_image(encoded, "upload", self.max_pixels)
         with self._lock:
-            prediction = self.classifier.classify(image)
-        return {
-            **prediction_json(prediction),
-            "ms": {k: round(v, 3) for k, v in prediction.timings_ms.items()},
-        }
+            return self.classifier.classify(image).as_json()
 
 
 def result_event(snapshot: Snapshot) -> dict[str, object]:
@@ -170,20 +181,12 @@ def build_app(feed: LiveFeed, uploads: UploadClassifier, config: ServeConfig) ->
         )
 
     async def classify(request: Request) -> Response:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > config.max_upload_bytes:
-            return error(413, f"upload larger than {config.max_upload_bytes} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > config.max_upload_bytes:
-                return error(413, f"upload larger than {config.max_upload_bytes} bytes")
-        if not body:
-            return error(
-                400, "empty body: send the image file as the body (curl --data-binary @x.jpg)"
-            )
         try:
-            answer = await anyio.to_thread.run_sync(uploads.classify, bytes(body))
+            encoded = await read_upload(request, config.max_upload_bytes)
+        except UploadError as problem:
+            return error(problem.status, str(problem))
+        try:
+            answer = await anyio.to_thread.run_sync(uploads.classify, encoded)
         except ImageTooLargeError as problem:
             return error(413, str(problem))
         except (SourceError, FrameError) as problem:
@@ -195,6 +198,11 @@ def build_app(feed: LiveFeed, uploads: UploadClassifier, config: ServeConfig) ->
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
         return error(status, str(detail))
+
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        # The client dropped (or stalled and was cut) mid-upload: no one reads this answer; it
+        # keeps the event out of the log as an "Exception in ASGI application" traceback.
+        return error(408, "the upload ended before its body did")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -211,11 +219,83 @@ def build_app(feed: LiveFeed, uploads: UploadClassifier, config: ServeConfig) ->
             Route("/events", events),
             Route("/classify", classify, methods=["POST"]),
         ],
-        exception_handlers={HTTPException: http_error, Exception: http_error},
+        exception_handlers={
+            HTTPException: http_error,
+            ClientDisconnect: client_gone,
+            Exception: http_error,
+        },
         lifespan=lifespan,
     )
-    guarded: ASGIApp = BearerToken(app, config.token) if config.token else app
-    return CountErrors(guarded, feed)
+    limited = UploadSlots(app, MAX_CONCURRENT_UPLOADS)
+    guarded: ASGIApp = BearerToken(limited, config.token) if config.token else limited
+    if config.allowed_hosts is not None:
+        guarded = HostCheck(guarded, config.allowed_hosts)
+    return CountErrors(SecurityHeaders(guarded), feed)
+
+
+# On every answer: no MIME sniffing of a JSON error into HTML, and no page of another site may
+# frame the live view (clickjacking); X-Frame-Options for browsers without CSP's frame-ancestors.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class HostCheck:
+    """A request whose Host header names none of `allowed` is refused with 400 (a request with
+    no Host at all, HTTP/1.0, is let through: a browser always sends one)."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
+        self.app, self.allowed = app, allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = Request(scope).headers.get("host")
+            if host is not None and urlsplit(f"//{host}").hostname not in self.allowed:
+                response = error(400, f"unknown host {host!r}; see serve's --allow-host")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class UploadSlots:
+    """At most `slots` POST /classify requests at once, from their first body byte to their
+    answer; beyond that a 503 with Retry-After, before the body is read. One event loop runs
+    every request, so a plain count is safe."""
+
+    def __init__(self, app: ASGIApp, slots: int) -> None:
+        self.app, self.free = app, slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        upload = scope["type"] == "http" and scope["method"] == "POST"
+        if not (upload and scope["path"] == "/classify"):
+            await self.app(scope, receive, send)
+            return
+        if self.free == 0:
+            response = error(503, "busy with other uploads; retry shortly")
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            await response(scope, receive, send)
+            return
+        self.free -= 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.free += 1
 
 
 class CountErrors:

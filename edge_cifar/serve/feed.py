@@ -159,7 +159,7 @@ class ServeSink:
         metrics = self.feed.metrics
         metrics.frames.inc()
         metrics.fps.set(fps)
-        for stage, ms in result.timings_ms.items():
+        for stage, ms in result.decision.timings_ms.items():
             metrics.stage_seconds.labels(stage).observe(ms / 1e3)
         self.feed.publish(annotate(frame, result, fps), result, fps)
         return None

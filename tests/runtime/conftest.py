@@ -20,7 +20,7 @@ from edge_cifar.cli import app
 from edge_cifar.interpreter import ModelError
 from edge_cifar.model_files import default_model_path
 
-from .support import REPO, CliResult
+from .support import REPO, SAMPLE_VIDEO, CliResult
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +86,25 @@ def bomb_png(tmp_path_factory) -> Path:
     from .support import png_bomb
 
     return png_bomb(tmp_path_factory.mktemp("bomb") / "bomb.png")
+
+
+@pytest.fixture(scope="session")
+def slow_video(tmp_path_factory):
+    """Ten minutes of 2 FPS video (the sample's CIFAR frames ten times over, small): a `serve`
+    that outlasts any test module, however loaded the machine (a minute did not)."""
+    # Imported here, not at the top: OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS when cv2 loads, and
+    # `edge_cifar` (imported above) sets it; a cv2 loaded first keeps OpenCV's gigapixel default.
+    import cv2
+
+    capture = cv2.VideoCapture(str(SAMPLE_VIDEO))
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(cv2.resize(read[1], (160, 120), interpolation=cv2.INTER_AREA))
+    capture.release()
+    path = tmp_path_factory.mktemp("video") / "slow.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 2.0, (160, 120))
+    for _ in range(10):
+        for frame in frames:
+            writer.write(frame)
+    writer.release()
+    return path

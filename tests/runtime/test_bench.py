@@ -159,11 +159,12 @@ def test_a_corrupt_model_card_is_refused_since_the_file_cannot_be_checked(cli, c
 
 
 def test_info_lists_tensors_quantization_ops_and_size(cli, model_path):
-    result = cli("info", "--json", model_path)
+    assert "tensors" not in json.loads(cli("info", "--json", model_path).stdout)
+    result = cli("info", "--json", "--tensors", model_path)
     assert result.exit_code == 0, result.stderr
     facts = json.loads(result.stdout)
     assert facts["input"]["shape"] == [1, 32, 32, 3] and facts["output"]["shape"] == [1, 10]
     assert facts["input"]["scale"] > 0 and facts["size_bytes"] == model_path.stat().st_size
     assert len(facts["tensors"]) > 10 and sum(facts["op_counts"].values()) > 5
     text = cli("info", model_path).stdout
-    assert "zero point" in text and "CONV_2D" in text
+    assert "zero point" in text and "CONV_2D" in text and "(--tensors lists them)" in text

@@ -1,5 +1,5 @@
 """The camera loop with stand-ins for the source and the classifier: smoothing, min-score, FPS,
-and every way the loop can end."""
+and every way the loop can end; the one ranking (`decide`) every command's result comes from."""
 
 import io
 import json
@@ -9,16 +9,15 @@ import pytest
 
 from edge_cifar.camera import (
     NO_DISPLAY,
-    UNCERTAIN,
     FpsMeter,
     JsonLinesSink,
     LoopOptions,
     ScoreSmoother,
-    decide,
     run,
     window_problem,
 )
-from edge_cifar.classifier import Prediction, top_categories
+from edge_cifar.classifier import UNCERTAIN, Classifier, decide
+from edge_cifar.interpreter import Model
 from train.labels import CLASS_NAMES
 
 CAT, DOG = CLASS_NAMES.index("cat"), CLASS_NAMES.index("dog")
@@ -31,25 +30,23 @@ def scores_for(index: int, score: float) -> np.ndarray:
     return scores
 
 
-def prediction(scores: np.ndarray) -> Prediction:
-    top = top_categories(scores, CLASS_NAMES, 3)
-    timings = {"preprocess": 1.0, "invoke": 2.0, "postprocess": 0.5}
-    return Prediction(
-        top[0].label, int(np.argmax(scores)), top[0].score, top, scores, timings, CLASS_NAMES
-    )
+TIMINGS = {"preprocess": 1.0, "invoke": 2.0, "postprocess": 0.5}
 
 
 class ScriptedClassifier:
-    """Returns the given score vectors in turn, whatever the frame."""
+    """Gives the given score vectors in turn, whatever the frame, ranked as Classifier ranks."""
 
-    def __init__(self, sequence):
-        self.sequence = list(sequence)
+    def __init__(self, sequence, top_k=3, min_score=0.0):
+        self.sequence, self.top_k, self.min_score = list(sequence), top_k, min_score
         self.calls = 0
 
-    def classify(self, frame):
+    def classify(self, frame, smoothing=None):
         assert frame.shape == (48, 64, 3)
         self.calls += 1
-        return prediction(self.sequence[(self.calls - 1) % len(self.sequence)])
+        scores = self.sequence[(self.calls - 1) % len(self.sequence)]
+        if smoothing is not None:
+            scores = smoothing(scores)
+        return decide(scores, CLASS_NAMES, self.top_k, self.min_score, dict(TIMINGS))
 
 
 class FrameList:
@@ -97,14 +94,14 @@ def test_smoothing_is_an_exponential_moving_average():
 def test_smoothing_keeps_the_label_through_a_one_frame_glitch():
     sequence = [scores_for(CAT, 0.7)] * 3 + [scores_for(DOG, 0.7)] + [scores_for(CAT, 0.7)]
     raw = run(FrameList(5), ScriptedClassifier(sequence), [sink := RecordingSink()])
-    assert raw.frames == 5 and [r.label for r in sink.results][3] == "dog"
+    assert raw.frames == 5 and [r.decision.label for r in sink.results][3] == "dog"
     run(
         FrameList(5),
         ScriptedClassifier(sequence),
         [smoothed := RecordingSink()],
         LoopOptions(smooth_alpha=0.3),
     )
-    assert [r.label for r in smoothed.results] == ["cat"] * 5
+    assert [r.decision.label for r in smoothed.results] == ["cat"] * 5
 
 
 @pytest.mark.parametrize("alpha", [0.0, -0.1, 1.5])
@@ -114,21 +111,33 @@ def test_smoothing_alpha_outside_0_to_1_is_refused(alpha):
 
 
 def test_below_min_score_the_label_is_uncertain_but_top_k_is_kept():
-    result = decide(prediction(scores_for(CAT, 0.49)), 0, ScoreSmoother(1.0), 0.5, 3)
-    assert result.label == UNCERTAIN and result.top_k[0].label == "cat"
-    assert result.score == pytest.approx(0.49)
+    result = decide(scores_for(CAT, 0.49), CLASS_NAMES, 3, 0.5, {})
+    assert result.label == UNCERTAIN and result.uncertain and result.top_k[0].label == "cat"
+    assert result.score == pytest.approx(0.49) and result.index == CAT
 
 
 def test_at_min_score_the_label_is_the_class():
-    result = decide(prediction(scores_for(CAT, 0.5)), 0, ScoreSmoother(1.0), 0.5, 3)
-    assert result.label == "cat"
+    result = decide(scores_for(CAT, 0.5), CLASS_NAMES, 3, 0.5, {})
+    assert result.label == "cat" and not result.uncertain
 
 
 def test_min_score_applies_to_the_smoothed_score():
-    smoother = ScoreSmoother(0.5)
-    decide(prediction(scores_for(DOG, 0.9)), 0, smoother, 0.6, 3)
+    classifier = ScriptedClassifier([scores_for(DOG, 0.9), scores_for(CAT, 0.9)], min_score=0.6)
+    run(FrameList(2), classifier, [sink := RecordingSink()], LoopOptions(smooth_alpha=0.5))
     # The raw cat score 0.9 clears 0.6, but averaged with the dog frame it is 0.46.
-    assert decide(prediction(scores_for(CAT, 0.9)), 1, smoother, 0.6, 3).label == UNCERTAIN
+    assert [r.decision.label for r in sink.results] == ["dog", UNCERTAIN]
+
+
+def test_the_classifier_ranks_the_smoothed_scores_it_is_given_once(model_path):
+    """Classifier.classify ranks what the loop's smoothing returns, not the frame's own scores."""
+    classifier = Classifier(Model(model_path), top_k=2)
+    frame = np.zeros((48, 64, 3), np.uint8)
+    own = classifier.classify(frame)
+    other = (own.index + 1) % len(CLASS_NAMES)
+    decision = classifier.classify(frame, lambda scores: scores_for(other, 0.55))
+    assert decision.label == CLASS_NAMES[other] and decision.score == pytest.approx(0.55)
+    assert decision.top_k[0].label == CLASS_NAMES[other]
+    assert len(decision.top_k) == 2 and set(decision.timings_ms) == set(TIMINGS)
 
 
 def test_fps_is_averaged_over_the_last_window_of_frames():
@@ -187,9 +196,8 @@ def test_json_lines_sink_writes_one_parsable_line_per_frame():
     stream = io.StringIO()
     run(
         FrameList(3),
-        ScriptedClassifier([scores_for(DOG, 0.8)]),
+        ScriptedClassifier([scores_for(DOG, 0.8)], top_k=2),
         [JsonLinesSink(stream)],
-        LoopOptions(top_k=2),
     )
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["frame"] for line in lines] == [0, 1, 2]

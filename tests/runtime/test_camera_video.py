@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edge_cifar.camera import UNCERTAIN
+from edge_cifar.classifier import UNCERTAIN
 from edge_cifar.cli import app
 from train.labels import CLASS_NAMES
 
@@ -93,7 +93,8 @@ def test_camera_summary_reports_frames_fps_and_stage_percentiles(camera_frames):
 
 def test_each_json_line_has_label_score_top_k_and_stage_timings(camera_frames):
     first = camera_frames.json_lines()[0]
-    assert set(first) == {"frame", "label", "score", "top_k", "ms"}
+    # The decision's shape, as `classify --json` and `POST /classify` write it, and its frame.
+    assert set(first) == {"frame", "label", "score", "uncertain", "top_k", "ms"}
     assert len(first["top_k"]) == 3 and first["top_k"][0]["label"] == first["label"]
     assert set(first["ms"]) == {"preprocess", "invoke", "postprocess"}
     assert all(ms >= 0 for ms in first["ms"].values())

@@ -69,6 +69,18 @@ def test_the_intact_copy_loads_and_the_same_bytes_without_a_card_are_not_checked
     Model(shipped_copy)  # a file without a card is the user's own: nothing to check against
 
 
+def test_a_renamed_changed_copy_beside_the_card_is_refused(shipped_copy):
+    """The check is keyed on what the file is (its metadata's model name), not only its name."""
+    renamed = shipped_copy.with_name("mine.tflite")
+    renamed.write_bytes(shipped_copy.read_bytes())
+    Model(renamed)  # the shipped bytes under any name: one of the files its card records
+    flip_a_byte(renamed, renamed.stat().st_size // 2)
+    with pytest.raises(ModelError, match="metadata says it is model 'default', but its SHA-256"):
+        Model(renamed)
+    (shipped_copy.parent / "default.card.json").unlink()
+    Model(renamed)  # no card beside it: the user's own file, nothing to check against
+
+
 def test_an_unreadable_card_beside_a_model_is_refused(shipped_copy):
     (shipped_copy.parent / "default.card.json").write_text("{broken")
     with pytest.raises(ModelError, match="unreadable"):

@@ -16,7 +16,6 @@ import pytest
 from .support import SAMPLE_VIDEO, edge_cifar_process, rss_mib, wait_for_url
 
 TOKEN = "test-token-5b1e"
-CHROMIUM = "/usr/bin/chromium"
 
 
 def request(url, method="GET", path="/", body=None, headers=None, timeout=30):
@@ -36,22 +35,6 @@ def stop(process, timeout=30):
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=timeout)
     return stdout, stderr
-
-
-@pytest.fixture(scope="module")
-def slow_video(tmp_path_factory):
-    """A minute of 2 FPS video (CIFAR frames, small): a server that stays up for a module."""
-    path = tmp_path_factory.mktemp("video") / "slow.avi"
-    capture = cv2.VideoCapture(str(SAMPLE_VIDEO))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 2.0, (160, 120))
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        writer.write(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA))
-    writer.release()
-    capture.release()
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +59,20 @@ def assert_json_error(status, headers, body, expected_status):
     return payload["error"]
 
 
-@pytest.mark.parametrize("path", ["/", "/healthz", "/metrics", "/model", "/events"])
+@pytest.mark.parametrize("path", ["/healthz", "/metrics", "/model", "/events", "/stream.mjpg"])
 @pytest.mark.parametrize("auth", [None, "Bearer wrong-token", f"Basic {TOKEN}"])
 def test_every_endpoint_refuses_a_missing_or_wrong_token(server, path, auth):
     _, url = server
     headers = {"Authorization": auth} if auth else {}
     assert_json_error(*request(url, path=path, headers=headers), 401)
+
+
+def test_the_page_itself_needs_no_token_and_holds_no_data(server, model_path):
+    """A browser cannot send the header: it gets the page, which asks for the token."""
+    _, url = server
+    status, headers, body = request(url, path="/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b'id="login"' in body and model_path.name.encode() not in body
 
 
 def test_the_token_opens_the_endpoints_by_header_or_query(server, model_path):
@@ -94,7 +85,7 @@ def test_the_token_opens_the_endpoints_by_header_or_query(server, model_path):
         time.sleep(0.2)
     assert status == 200 and json.loads(body)["status"] == "live"
     status, _, body = request(url, path=f"/model?token={TOKEN}")
-    assert status == 200 and json.loads(body)["model"] == model_path.name
+    assert status == 200 and json.loads(body)["file"] == model_path.name
 
 
 def test_the_token_can_come_from_the_environment_as_the_service_unit_sets_it(slow_video):
@@ -117,10 +108,60 @@ def test_classify_answers_like_classify_json(server, cli, model_path):
     assert status == 200, body
     answer = json.loads(body)
     [expected] = cli("classify", image, "--json").json_lines()
-    assert {k: answer[k] for k in ("label", "score", "top_k")} == {
-        k: expected[k] for k in ("label", "score", "top_k")
+    # One decision shape: classify's line is the same object plus the file's path.
+    assert set(expected) == {"path", *answer}
+    assert {k: v for k, v in answer.items() if k != "ms"} == {
+        k: v for k, v in expected.items() if k not in ("path", "ms")
     }
     assert set(answer["ms"]) == {"preprocess", "invoke", "postprocess"}
+
+
+def multipart(fields: dict[str, tuple[str, bytes] | str]) -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body as `curl -F` sends it: a (file name, bytes) is a file part."""
+    boundary = "------------------------edgecifar0123456789"
+    parts = []
+    for name, value in fields.items():
+        if isinstance(value, tuple):
+            filename, data = value
+            head = (
+                f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            )
+        else:
+            head, data = f'Content-Disposition: form-data; name="{name}"\r\n\r\n', value.encode()
+        parts.append(f"--{boundary}\r\n{head}".encode() + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}", **AUTH}
+
+
+def test_a_multipart_form_upload_answers_as_the_raw_body_does(server):
+    _, url = server
+    image = SAMPLE_VIDEO.parent / "images" / "0000_cat.png"
+    _, _, raw = request(url, "POST", "/classify", body=image.read_bytes(), headers=AUTH)
+    body, headers = multipart({"file": ("cat.png", image.read_bytes()), "submit": "go"})
+    status, _, answer = request(url, "POST", "/classify", body=body, headers=headers)
+    assert status == 200, answer
+    strip = lambda payload: {k: v for k, v in json.loads(payload).items() if k != "ms"}  # noqa: E731
+    assert strip(answer) == strip(raw) and json.loads(answer)["label"] == "cat"
+
+
+def test_a_form_without_a_file_field_or_with_an_empty_file_is_400(server):
+    _, url = server
+    for fields, says in [
+        ({"photo": ("cat.png", b"\x89PNG")}, "no 'file' file field"),
+        ({"file": "not a file"}, "no 'file' file field"),
+        ({"file": ("empty.png", b"")}, "is empty"),
+    ]:
+        body, headers = multipart(fields)
+        assert says in assert_json_error(
+            *request(url, "POST", "/classify", body=body, headers=headers), 400
+        )
+
+
+def test_an_oversized_multipart_upload_is_413(server):
+    _, url = server
+    body, headers = multipart({"file": ("big.png", b"\0" * (10 * 1024 * 1024 + 1))})
+    assert_json_error(*request(url, "POST", "/classify", body=body, headers=headers), 413)
 
 
 def test_an_oversized_upload_is_413(server):
@@ -196,56 +237,6 @@ def test_serving_beyond_loopback_warns(model_path, slow_video):
     assert "no --token" in warning
 
 
-def test_the_page_shows_live_frames_and_the_label_follows_the_video(model_path, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    process = edge_cifar_process("serve", "-d", SAMPLE_VIDEO, "--port", 0, "--json")
-    url = wait_for_url(process)
-    labels_seen, frames_differ = [], False
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-background-networking", "--no-first-run"],
-            )
-            page = browser.new_page()
-            page.goto(url)
-            page.wait_for_function(
-                "document.getElementById('stream').naturalWidth === 640", timeout=20_000
-            )
-            # The <img>'s pixels, twice: a stream of frames, not one picture.
-            checksum = """() => { const img = document.getElementById('stream');
-                const canvas = document.createElement('canvas');
-                canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
-                const context = canvas.getContext('2d'); context.drawImage(img, 0, 0);
-                const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
-                let sum = 0;
-                for (let i = 0; i < data.length; i += 7) sum = (sum * 31 + data[i]) % 1e9;
-                return sum; }"""
-            deadline = time.monotonic() + 12
-            first = page.evaluate(checksum)
-            while time.monotonic() < deadline and (len(set(labels_seen)) < 3 or not frames_differ):
-                page.wait_for_timeout(300)
-                label = page.inner_text("#label")
-                if label and label != "…":
-                    labels_seen.append(label)
-                frames_differ = frames_differ or page.evaluate(checksum) != first
-            assert page.inner_text("#fps") not in ("", "0.0")
-            assert model_path.name in page.inner_text("#model")
-            page.screenshot(path=str(tmp_path / "page.png"))
-            browser.close()
-    finally:
-        stdout, stderr = stop(process)
-    assert frames_differ, "the stream's picture never changed"
-    # The sample video moves through CIFAR classes; the page's label follows it.
-    assert len(set(labels_seen)) >= 3, labels_seen
-    printed = {json.loads(line)["label"] for line in stdout.splitlines()}
-    assert set(labels_seen) <= printed | {"uncertain"}
-    assert (tmp_path / "page.png").stat().st_size > 10_000
-    assert process.returncode == 0, stderr
-    assert "stopped by SIGTERM" in stderr.strip().splitlines()[-1]
-
-
 def test_a_lost_camera_shows_on_healthz_and_the_page_s_events(model_path):
     from edge_cifar.classifier import Classifier
     from edge_cifar.interpreter import Model
@@ -280,7 +271,7 @@ def test_a_viewer_gets_the_newest_frames_at_most_30_a_second_however_fast_the_lo
     import threading
 
     from edge_cifar.camera import FrameResult
-    from edge_cifar.classifier import Classifier
+    from edge_cifar.classifier import Classifier, decide
     from edge_cifar.interpreter import Model
     from edge_cifar.serve.app import ServeConfig, UploadClassifier, build_app
     from edge_cifar.serve.feed import MJPEG_MAX_FPS, LiveFeed, Metrics, ServeSink
@@ -297,7 +288,8 @@ def test_a_viewer_gets_the_newest_frames_at_most_30_a_second_however_fast_the_lo
         index = 0
         while not done.wait(0.002):
             frame = np.full((48, 64, 3), index % 256, np.uint8)
-            sink.write(frame, FrameResult(index, "cat", 0.9, (), {"invoke": 1.0}), 500.0)
+            decision = decide(np.array([0.9, 0.1], np.float32), ("cat", "dog"), 1, 0.0, {})
+            sink.write(frame, FrameResult(index, decision), 500.0)
             index += 1
 
     producer = threading.Thread(target=fast_loop)
@@ -307,12 +299,14 @@ def test_a_viewer_gets_the_newest_frames_at_most_30_a_second_however_fast_the_lo
         connection.request("GET", "/stream.mjpg")
         response = connection.getresponse()
         received, start = 0, time.monotonic()
+        published = []  # the loop's frame count as each part arrives
         while time.monotonic() - start < 2.0:
             line = response.readline()
             if line.startswith(b"Content-Length:"):
                 response.readline()
                 assert cv2.imdecode(np.frombuffer(response.read(int(line[15:])), np.uint8), 1).shape
                 received += 1
+                published.append(feed.snapshot.version)
         connection.close()
         _, _, body = request(server.url, path="/metrics")
     finally:
@@ -321,5 +315,13 @@ def test_a_viewer_gets_the_newest_frames_at_most_30_a_second_however_fast_the_lo
         sink.close()
         server.stop()
     assert 10 <= received <= 2.0 * MJPEG_MAX_FPS + 3, received
-    dropped = [line for line in body.decode().splitlines() if line.startswith("edge_cifar_dropped")]
-    assert float(dropped[0].split()[-1]) > 300, dropped  # the frames it skipped were counted
+    [dropped] = [
+        float(line.split()[-1])
+        for line in body.decode().splitlines()
+        if line.startswith('edge_cifar_dropped_frames_total{stream="mjpeg"}')
+    ]
+    # The frames published while it watched and not sent to it were counted as dropped (a few at
+    # either end fall outside the count): against what the loop published, not a rate that a
+    # loaded machine may not reach.
+    skipped = published[-1] - published[0] - received
+    assert skipped / 2 <= dropped <= published[-1], (dropped, skipped, received)

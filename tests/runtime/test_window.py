@@ -6,17 +6,19 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import cv2
 import numpy as np
 import pytest
 
-from edge_cifar.camera import FrameResult, LoopOptions, annotate, run
-from edge_cifar.classifier import Classifier
+from edge_cifar.camera import FrameResult, LoopOptions, StopRequest, annotate, run
+from edge_cifar.classifier import Classifier, decide
 from edge_cifar.interpreter import Model
 from edge_cifar.sources import VideoCapture
 
@@ -46,7 +48,8 @@ def xvfb():
 
 def overlay_line(frame, label, score):
     """The overlay's first line (label and score) as the loop draws it, cut from its corner."""
-    drawn = annotate(frame, FrameResult(0, label, score, (), {}), 0.0)
+    scores = np.array([score, 1.0 - score], np.float32)
+    drawn = annotate(frame, FrameResult(0, decide(scores, (label, "other"), 1, 0.0, {})), 0.0)
     scale = max(0.5, frame.shape[0] / 640)
     (width, _), _ = cv2.getTextSize(f"{label} {score:.2f}", cv2.FONT_HERSHEY_SIMPLEX, scale, 4)
     return cv2.cvtColor(drawn[0 : int(30 * scale) + 8, 0 : 10 + width + 4], cv2.COLOR_BGR2GRAY)
@@ -64,29 +67,46 @@ def test_the_window_shows_the_overlay_label(model_path, tmp_path, xvfb):
         (640, 480),
         interpolation=cv2.INTER_NEAREST,
     )
+    # One frame 20,000 times (hard links in a folder), unpaced: the loop calls waitKey, which
+    # paints the window, many times a second, and runs far longer than any wait below.
     image = write_png(tmp_path / "frame.png", frame)
-    process = edge_cifar_process(
-        "camera", *[a for _ in range(5000) for a in ("-d", image)], env={"DISPLAY": xvfb}
-    )
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(20_000):
+        os.link(image, folder / f"{index:05d}.png")
+    process = edge_cifar_process("camera", "-d", folder, env={"DISPLAY": xvfb})
+    # stdout is read as it comes: a full pipe would block the loop in its JSON sink, and a loop
+    # that no longer reaches waitKey never paints its window (a blank screenshot).
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read_stdout():
+        for line in process.stdout:
+            lines.put(line)
+        lines.put("")  # the end: the process exited
+
+    reader = threading.Thread(target=read_stdout)
+    reader.start()
     try:
-        lines = [process.stdout.readline() for _ in range(30)]  # the window is up and drawing
-        # Every frame is the same image, so the overlay stays the same: look until it is on the
-        # screen (a loaded CPU can take seconds to map and paint the window), at most 30 s.
-        last = json.loads(lines[-1]) if lines[-1] else None  # None: it exited (no GUI)
+        first = lines.get(timeout=120)  # a frame is on its way to the window, or "" (exited)
+        last = json.loads(first) if first else None  # None: it exited (no GUI)
         template = overlay_line(frame, last["label"], last["score"]) if last else None
-        deadline = time.monotonic() + 30.0
+        # The frame never changes, so neither does the overlay: look until it is on the screen.
+        deadline = time.monotonic() + 120.0
         while True:
             shot = ImageGrab.grab(xdisplay=xvfb)
             screen = cv2.cvtColor(np.asarray(shot.convert("RGB")), cv2.COLOR_RGB2GRAY)
             shown = best_match(screen, template) if template is not None else 0.0
-            if template is None or shown > 0.8 or time.monotonic() > deadline:
+            ended = process.poll() is not None
+            if template is None or shown > 0.8 or ended or time.monotonic() > deadline:
                 break
             time.sleep(0.25)
         shot.save(tmp_path / "window.png")
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+        stderr = process.stderr.read()
+        process.wait(timeout=60)
     finally:
         process.kill()
+        reader.join(timeout=60)
     if not GUI_EXPECTED and "no GUI" in stderr:
         pytest.skip("no GUI in this OpenCV: test_a_headless_opencv_says_how_to_get_a_window")
     assert process.returncode == 0, stderr
@@ -160,15 +180,19 @@ def test_a_live_source_is_never_paced(model_path):
 
 
 def test_serve_and_a_window_play_files_in_real_time_headless_runs_do_not(tmp_path):
-    from edge_cifar.cli import prepare_loop
+    from edge_cifar.wiring import prepare_loop
 
     def realtime_of(**kwargs):
         loop = prepare_loop(
             VideoCapture(str(SAMPLE_VIDEO)),
+            None,  # the classifier: only --mqtt's sink asks it for the model's name
+            print,
             json_lines=False,
+            mqtt=None,
             save=None,
             headless=True,
             options=LoopOptions(),
+            stop=StopRequest(),
             **kwargs,
         )
         loop.source.close()

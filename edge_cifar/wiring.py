@@ -1,0 +1,134 @@
+"""From a command's options to running parts: its classifier, and for `camera` and `serve` the
+loop's sinks. No Typer here: what the user should hear goes through `say` (one stderr line each
+in the CLI), so the CLI stays a parser and printer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from edge_cifar.camera import (
+    NO_DISPLAY,
+    JsonLinesSink,
+    LoopOptions,
+    Sink,
+    StopRequest,
+    VideoFileSink,
+    WindowSink,
+    run,
+    window_problem,
+)
+from edge_cifar.classifier import UNCERTAIN, Classifier
+from edge_cifar.interpreter import Model
+from edge_cifar.model_files import default_model_path
+from edge_cifar.sources import FrameSource, SourceError
+
+Say = Callable[[str], None]
+MQTT_HINT = "--mqtt needs the mqtt extra: pip install 'edge-cifar[mqtt]' (or '.[mqtt]')"
+
+
+def load_model(model: Path | None, runtime: str | None, threads: int | None) -> Model:
+    """`model`, else the shipped INT8 model, on `runtime` (else the first that loads)."""
+    return Model(model or default_model_path(), threads=threads, runtime=runtime)
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """The options every classifying command shares, as given on the command line."""
+
+    model: Path | None
+    runtime: str | None
+    threads: int | None
+    top_k: int
+    input_range: str | None
+    labels: Path | None
+    min_score: float | None
+
+    def classifier(self, threads: int | None = None, model: Path | None = None) -> Classifier:
+        """A classifier on an interpreter of its own (`threads`, `model` override the options')."""
+        return Classifier(
+            load_model(model or self.model, self.runtime, threads or self.threads),
+            top_k=self.top_k,
+            input_range=self.input_range,
+            labels_file=self.labels,
+            min_score=self.min_score,
+        )
+
+
+def load_classifier(options: ClassifierOptions, say: Say) -> Classifier:
+    """The command's classifier; what the model's metadata overrode or set is said once."""
+    classifier = options.classifier()
+    meaning = classifier.meaning
+    for note in meaning.notes:
+        say(f"note: {note}")
+    if options.min_score is None and meaning.min_score > 0:
+        say(
+            f"note: a best score below {meaning.min_score:g} is {UNCERTAIN!r} "
+            f"({meaning.min_score_from}; --min-score overrides)"
+        )
+    return classifier
+
+
+def mqtt_sink(url: str, classifier: Classifier, say: Say) -> Sink:
+    """The `--mqtt` sink, connected (or retrying in the background, said once)."""
+    try:
+        from edge_cifar.mqtt import MqttSink, parse_mqtt_url  # the optional paho-mqtt
+    except ImportError:
+        raise SourceError(MQTT_HINT) from None
+    metadata = classifier.model.metadata
+    model_name = metadata.name if metadata and metadata.name else classifier.model.path.stem
+    return MqttSink(parse_mqtt_url(url), model_name, classifier.labels, say)
+
+
+@dataclass
+class Loop:
+    """A camera loop ready to run: its source, sinks and options, and the signals that stop it."""
+
+    source: FrameSource
+    sinks: list[Sink]
+    options: LoopOptions
+    stop: StopRequest
+    say: Say
+
+    def run(self, classifier: Classifier) -> None:
+        summary = run(self.source, classifier, self.sinks, self.options, self.stop)
+        self.say(f"{self.source.name}: {summary.describe()}")
+
+
+def prepare_loop(
+    source: FrameSource,
+    classifier: Classifier,
+    say: Say,
+    *,
+    json_lines: bool,
+    save: Path | None,
+    headless: bool,
+    realtime: bool | None,
+    page: bool,
+    options: LoopOptions,
+    stop: StopRequest,
+    mqtt: str | None,
+    devices: Sequence[str] = (),
+) -> Loop:
+    """The sinks for `camera` and `serve`; a file plays in real time where a person watches.
+    `stop` is the command's, its handlers installed first thing; `devices` are the --device
+    values: a video is never saved onto one of them."""
+    try:
+        sinks: list[Sink] = [JsonLinesSink()] if json_lines else []
+        if save is not None:
+            sinks.append(VideoFileSink(save, source.fps, [Path(d) for d in devices]))
+        problem = None if headless else window_problem()
+        if not headless and problem is None:
+            sinks.append(WindowSink())
+        elif problem not in (None, NO_DISPLAY):  # a display, but no way to draw on it
+            say(f"note: no window: {problem}")
+        if mqtt is not None:  # last: nothing after it can fail and leave it connected
+            sinks.append(mqtt_sink(mqtt, classifier, say))
+    except BaseException:
+        source.close()
+        raise
+    watched = page or any(isinstance(sink, WindowSink) for sink in sinks)
+    options = replace(options, realtime=watched if realtime is None else realtime)
+    return Loop(source, sinks, options, stop, say)
