@@ -95,7 +95,7 @@ def lite0_weights_path() -> Path:
     return path
 
 
-_STORAGE_DTYPES = {
+_STORAGE_DTYPES: dict[str, np.dtype[Any]] = {
     "FloatStorage": np.dtype("<f4"),
     "DoubleStorage": np.dtype("<f8"),
     "HalfStorage": np.dtype("<f2"),
@@ -233,9 +233,7 @@ def _mbconv(x: Any, stage: Stage, stride: int, block: int, drop_rate: float) -> 
     if stride == 1 and in_channels == stage.channels:
         if drop_rate > 0:
             # Stochastic depth: the whole residual branch is dropped per example.
-            x = keras.layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}_drop")(
-                x
-            )
+            x = keras.layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}_drop")(x)
         x = keras.layers.Add(name=f"{name}_add")([inputs, x])
     return x
 
@@ -317,3 +315,44 @@ _WEIGHT_SETTERS: dict[type, _Setter] = {
     keras.layers.BatchNormalization: _batch_norm,
     keras.layers.Dense: _dense,
 }
+
+
+def lite0_classifier(
+    classes: int,
+    *,
+    image_size: int,
+    backbone_size: int,
+    frozen_blocks: int = 0,
+    dropout: float = 0.2,
+    drop_connect: float = 0.2,
+    imagenet: bool = True,
+) -> keras.Model:
+    """Lite0 with a new `classes`-way softmax head for `image_size` images in the kit's 0..1
+    pixels (`edge_cifar.preprocess.PIXEL_SCALE`). Inside the graph it rescales them to the
+    weights' (x - 127) / 128 and enlarges them bilinearly to `backbone_size`: the device feeds
+    the training images' own resolution, and the upscaling kernel is the same in training and in
+    TFLite. The stem and the first `frozen_blocks` blocks keep their ImageNet weights (and
+    BatchNorm statistics) fixed."""
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    mean, std = LITE0_NORMALIZATION.mean[0], LITE0_NORMALIZATION.std[0]
+    x = keras.layers.Rescaling(255.0 / std, -mean / std, name="imagenet_scale")(inputs)
+    if backbone_size != image_size:
+        x = keras.layers.Resizing(backbone_size, backbone_size, "bilinear", name="enlarge")(x)
+    x = lite0_features(x, drop_connect)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="classes")(x)
+    model = keras.Model(inputs, outputs, name="lite0")
+    if imagenet:
+        load_lite0_weights(model)
+    freeze_blocks(model, frozen_blocks)
+    return model
+
+
+def freeze_blocks(model: keras.Model, frozen_blocks: int) -> None:
+    """Fixes the stem and blocks 0..frozen_blocks-1 (a frozen BatchNorm runs in inference mode)."""
+    if not 0 <= frozen_blocks <= LITE0_BLOCKS:
+        raise ValueError(f"frozen_blocks must be 0..{LITE0_BLOCKS}, got {frozen_blocks}")
+    frozen = ("conv_stem", "bn0", *(f"blocks.{b}." for b in range(frozen_blocks)))
+    for layer in model.layers:
+        layer.trainable = not (frozen_blocks and layer.name.startswith(frozen))

@@ -24,6 +24,8 @@ from train.models import ModelConfig, Recipe
 from train.pipeline import evaluation_dataset, training_dataset
 from train.precision import FLOAT32, float_training_precision, use_precision
 
+CHECKPOINT_STEPS = 200
+
 
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
     """Linear warm-up to `peak`, then cosine decay to zero at `total_steps`."""
@@ -168,7 +170,10 @@ def train_phase(
         # None: a final run on all training images holds none out.
         validation_data=evaluation_dataset(validation) if len(validation) else None,
         callbacks=[
-            keras.callbacks.BackupAndRestore(str(backup_dir)),
+            # Mid-epoch checkpoints too: an epoch of a large model outlasts a sitting's margin.
+            keras.callbacks.BackupAndRestore(
+                str(backup_dir), save_freq=min(steps, CHECKPOINT_STEPS)
+            ),
             HistoryLog(files.history(phase.name), phase.name, phase.precision),
             keras.callbacks.TerminateOnNaN(),
         ],
@@ -190,7 +195,7 @@ def train_float(config: ModelConfig, train: Split, validation: Split, files: Run
         recipe.peak_lr,
         recipe.warmup_epochs,
         files.float_weights,
-        float_training_precision(),
+        recipe.precision or float_training_precision(),
     )
     build = config.build
     if (pretrained := recipe.pretrained) is not None:

@@ -14,6 +14,7 @@ from typing import Any
 import tf_keras as keras
 
 from train.airbench import airbench_net
+from train.backbones import lite0_classifier
 from train.labels import NUM_CLASSES
 
 INPUT_SHAPE = (32, 32, 3)
@@ -48,6 +49,8 @@ class Recipe:
     # weights the float model starts from, under a new head (train/transfer.py).
     pretrained: str | None = None
     seed: int = 0
+    # The float phase's Keras precision policy; None picks it by the CPU (train/precision.py).
+    precision: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -240,6 +243,26 @@ CONFIGS: dict[str, ModelConfig] = {
         description="ResNet-9-style residual CNN, widths 16/16/40/80, for microcontrollers; "
         "trained with camera augmentation.",
         int8_budget_kib=96,
+    ),
+    "pi": ModelConfig(
+        name="pi",
+        # ImageNet features for real frames: EfficientNet-Lite0 fine-tuned on CIFAR-10, which it
+        # enlarges to 160 x 160 inside the graph. The stem and stages 1-3 stay frozen (twice the
+        # training speed); float32, since its depthwise convs gain nothing from bfloat16.
+        architecture=lambda shape, classes: lite0_classifier(
+            classes, image_size=shape[0], backbone_size=160, frozen_blocks=5
+        ),
+        recipe=Recipe(
+            epochs=8,
+            batch_size=64,
+            peak_lr=0.02,
+            warmup_epochs=1,
+            camera_augment=0.05,
+            qat_epochs=0,
+            precision="float32",
+        ),
+        description="EfficientNet-Lite0 (ImageNet weights) fine-tuned on CIFAR-10 at 160 x 160 "
+        "(the 32 x 32 input enlarged in the graph): for Raspberry Pi 4/5 cameras.",
     ),
     "teacher": ModelConfig(
         name="teacher",
