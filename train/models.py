@@ -295,7 +295,8 @@ def get_config(name: str, *, quick: bool = False) -> ModelConfig:
 
 def quick_schedule(recipe: Recipe) -> Recipe:
     # Small batches give the few thousand QUICK images enough steps for BatchNorm's statistics.
-    return replace(recipe, epochs=3, warmup_epochs=1, qat_epochs=1, batch_size=64)
+    qat_epochs = min(recipe.qat_epochs, 1)  # a post-training-quantized recipe stays so
+    return replace(recipe, epochs=3, warmup_epochs=1, qat_epochs=qat_epochs, batch_size=64)
 
 
 # An image folder's recipe, from the transfer measurement in train/NOTES.md (500 training images,
