@@ -30,6 +30,7 @@ from train.options import (
     MaxDropOption,
     ModelOption,
     OutDirOption,
+    OutOfClassOption,
     QuickOption,
     ReferenceOption,
     RunsOption,
@@ -193,16 +194,19 @@ def evaluate(
     runs_dir: RunsOption = Path("runs"),
     max_drop: MaxDropOption = 1.0,
     reference: ReferenceOption = None,
+    out_of_class: OutOfClassOption = None,
 ) -> None:
-    """Float Keras vs float TFLite vs INT8 TFLite on the test set, and the robustness benchmark;
-    exit 1 if INT8 drops too much."""
+    """Float Keras vs float TFLite vs INT8 TFLite on the test set, the uncertain threshold (with
+    --out-of-class) and the robustness benchmark; exit 1 if INT8 drops too much."""
 
     run = opened(ctx, model, data_dir, quick, runs_dir)
     from train import pipeline  # TensorFlow, after the inputs are read (module docstring)
 
     references = scorers(reference, "0..255")
     with reported():
-        pipeline.evaluate_models(run, max_drop=max_drop, references=references)
+        pipeline.evaluate_models(
+            run, max_drop=max_drop, references=references, out_of_class=out_of_class
+        )
 
 
 @app.command()
@@ -216,6 +220,7 @@ def quantize(
     firmware_dir: FirmwareOption = None,
     devices: DevicesOption = 1,
     reference: ReferenceOption = None,
+    out_of_class: OutOfClassOption = None,
 ) -> None:
     """The whole pipeline: float training (if no float model yet), QAT, conversion, the accuracy
     check, TFLite Micro, shipping to firmware_models/ and the report (a float teacher: float
@@ -232,6 +237,7 @@ def quantize(
             firmware_dir=firmware_dir or default_firmware_dir(run.files, quick),
             report_dir=report_dir(run.files.root, run.files.model_name, quick, None),
             references=references,
+            out_of_class=out_of_class,
         )
     say(written[:-1], "shipped")
     print(f"wrote the report: {written[-1]}", file=sys.stderr)

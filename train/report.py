@@ -70,13 +70,15 @@ class RunArtefacts:
 
 def load_run(files: RunFiles, card_path: Path) -> RunArtefacts:
     """Read and cross-check a run's artefacts; ReportError names everything that is missing."""
-    required = [files.history("float"), files.history("qat"), files.predictions, files.evaluation]
+    required = [files.history("float"), files.predictions, files.evaluation]
     missing = [path.name for path in required if not path.is_file()]
     if missing:
         raise ReportError(
             f"{files.root}: missing {', '.join(missing)} (a finished `make quantize` writes them)"
         )
-    history = _read_history(files.history("float")) + _read_history(files.history("qat"))
+    # A recipe of 0 QAT epochs quantizes after training: it has no QAT history.
+    phases = ["float", *(["qat"] if files.history("qat").is_file() else [])]
+    history = [entry for phase in phases for entry in _read_history(files.history(phase))]
     labels, scores = _read_predictions(files.predictions)
     evaluation = _read_json(files.evaluation)
     if not isinstance(evaluation, dict):
