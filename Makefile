@@ -2,17 +2,21 @@
 PYTHON ?= python3
 MODEL ?= default
 QUICK ?=
-# Your own images instead of CIFAR-10: DATA is a folder with one subfolder of images per class,
-# NAME the shipped model's name, SIZE its input side (32, 64 or 96), TEST_DATA an optional test
-# folder, SKIP_BAD=1 leaves unreadable files out, INIT auto|pretrained|scratch.
+# Your own images instead of CIFAR-10: DATA is a folder with one subfolder of images per class
+# (a `_background` one: "none of these"), NAME the shipped model's name, TEST_DATA an optional test
+# folder, SKIP_BAD=1 leaves unreadable files out. By default EfficientNet-Lite0's ImageNet features
+# under a new head (SIZE 96..224, default 224); BACKBONE=cifar trains MODEL's CIFAR-10 net
+# instead, microcontroller-sized (SIZE 32, 64 or 96, default 64; INIT auto|pretrained|scratch).
 DATA ?=
 NAME ?=
-SIZE ?= 64
+SIZE ?=
 TEST_DATA ?=
 SKIP_BAD ?=
 INIT ?= auto
-FOLDER_OPTIONS := $(if $(DATA),--images $(DATA) --size $(SIZE) --init $(INIT) \
-	$(if $(NAME),--name $(NAME)) $(if $(TEST_DATA),--test-images $(TEST_DATA)) $(if $(SKIP_BAD),--skip-bad))
+BACKBONE ?= lite0
+FOLDER_OPTIONS := $(if $(DATA),--images $(DATA) --backbone $(BACKBONE) --init $(INIT) \
+	$(if $(SIZE),--size $(SIZE)) $(if $(NAME),--name $(NAME)) \
+	$(if $(TEST_DATA),--test-images $(TEST_DATA)) $(if $(SKIP_BAD),--skip-bad))
 # The data set: $CIFAR10_DIR, else the shared copy beside the checkout, else the download cache.
 CIFAR10_DIR ?= $(if $(wildcard ../shared/cifar10/test_batch.bin),../shared/cifar10,)
 export CIFAR10_DIR
@@ -75,8 +79,9 @@ REFERENCE_FLAGS = $(foreach r,$(REFERENCES),--reference $(r))
 
 quantize: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES)) $(if $(DATA),,$(REFERENCE_FLAGS))
-	# A new card lacks the TFLite Micro figures and the C sources are stale: regenerate both.
-	$(if $(QUICK),,$(TRAIN_VENV)/bin/python -m train.firmware $(if $(DATA),firmware_models/$(or $(NAME),$(notdir $(abspath $(DATA))))_int8.tflite))
+	# A new card lacks the TFLite Micro figures and the C sources are stale: regenerate both (not
+	# for a Lite0 photo model: megabytes, no microcontroller's).
+	$(if $(or $(QUICK),$(and $(DATA),$(filter lite0,$(BACKBONE)))),,$(TRAIN_VENV)/bin/python -m train.firmware $(if $(DATA),firmware_models/$(or $(NAME),$(notdir $(abspath $(DATA))))_int8.tflite))
 
 report: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) report --model $(MODEL)

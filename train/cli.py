@@ -57,6 +57,11 @@ class FolderSource:
     size: int
     skip_bad: bool
     init: str
+    backbone: str = "lite0"  # ImageNet transfer (train/photo_transfer.py), or "cifar"
+
+    @property
+    def photo_transfer(self) -> bool:
+        return self.backbone == "lite0"
 
 
 def folder_source(ctx: typer.Context) -> FolderSource | None:
@@ -119,6 +124,10 @@ def folder_run_config(
 ) -> ModelConfig:
     """`model`'s architecture for the folder's classes and input size, from scratch or from the
     shipped `model`'s conv weights (`--init`)."""
+    if source.photo_transfer:
+        from train.photo_transfer import photo_config
+
+        return photo_config(source.name, train.class_names, source.size, quick)
     from train.models import folder_config
     from train.transfer import pretrained_source
 
@@ -182,6 +191,9 @@ def prepare(
 
 
 SIZES = (32, 64, 96)
+BACKBONES = ("lite0", "cifar")
+# Lite0's input sides for photos; the default is the measured best (train/NOTES.md, photo folders).
+PHOTO_SIZES, PHOTO_DEFAULT_SIZE = (96, 128, 160, 192, 224), 224
 
 
 @app.callback()
@@ -207,8 +219,13 @@ def pipeline(
         typer.Option("--name", help="The shipped model's name (default: the folder's name)."),
     ] = None,
     size: Annotated[
-        int, typer.Option("--size", help=f"Input side in pixels, one of {SIZES}.")
-    ] = 64,
+        int | None,
+        typer.Option(
+            "--size",
+            help="Input side in pixels: --backbone lite0 one of "
+            f"{PHOTO_SIZES} (default {PHOTO_DEFAULT_SIZE}), cifar one of {SIZES} (default 64).",
+        ),
+    ] = None,
     skip_bad: Annotated[
         bool,
         typer.Option("--skip-bad", help="Leave unreadable image files out (and count them)."),
@@ -218,19 +235,34 @@ def pipeline(
         typer.Option(
             "--init",
             help="Start from the shipped CIFAR-10 model's conv weights ('pretrained'), from "
-            "random weights ('scratch'), or 'auto': pretrained for small data sets.",
+            "random weights ('scratch'), or 'auto': pretrained for small data sets "
+            "(--backbone cifar).",
         ),
     ] = "auto",
+    backbone: Annotated[
+        str,
+        typer.Option(
+            "--backbone",
+            help="'lite0': EfficientNet-Lite0's ImageNet features under a new head (photos); "
+            "'cifar': --model's CIFAR-10 net, microcontroller-sized.",
+        ),
+    ] = "lite0",
 ) -> None:
     """CIFAR-10 (or an image folder) → float model → QAT → full-INT8 TFLite → evaluation →
     firmware_models/."""
     if images is None:
         return
-    if size not in SIZES:
-        raise typer.BadParameter(f"--size must be one of {SIZES}, got {size}")
+    if backbone not in BACKBONES:
+        raise typer.BadParameter(f"--backbone must be one of {BACKBONES}, got {backbone!r}")
+    sizes, default = (PHOTO_SIZES, PHOTO_DEFAULT_SIZE) if backbone == "lite0" else (SIZES, 64)
+    size = default if size is None else size
+    if size not in sizes:
+        raise typer.BadParameter(f"--size must be one of {sizes} with {backbone}, got {size}")
     if init not in ("auto", "pretrained", "scratch"):
         raise typer.BadParameter(f"--init must be auto, pretrained or scratch, got {init!r}")
-    ctx.obj = FolderSource(images, test_images, name or images.resolve().name, size, skip_bad, init)
+    ctx.obj = FolderSource(
+        images, test_images, name or images.resolve().name, size, skip_bad, init, backbone
+    )
 
 
 @app.command()
@@ -280,14 +312,23 @@ def convert(
 def convert_models(run: Run) -> None:
     from train.convert import to_float_tflite, to_int8_tflite, write_uint8_model
     from train.metadata import ModelDescription, stamp
+    from train.photo_transfer import recorded_threshold
     from train.qat import load_float_model, load_qat_model
 
     files = run.files
-    to_float_tflite(load_float_model(run.config, files), files.float_model)
-    to_int8_tflite(load_qat_model(run.config, files), run.train, files.int8_model)
+    float_model = load_float_model(run.config, files)
+    to_float_tflite(float_model, files.float_model)
+    # Without QAT epochs, post-training quantization of the float model.
+    quantized = load_qat_model(run.config, files) if run.config.recipe.qat_epochs else float_model
+    to_int8_tflite(quantized, run.train, files.int8_model)
     write_uint8_model(files.int8_model, files.uint8_model)
     # The labels travel in the model: the training split's class names (CIFAR-10's or the folder's).
-    about = ModelDescription(run.config.name, run.config.description, run.train.class_names)
+    about = ModelDescription(
+        run.config.name,
+        run.config.description,
+        run.train.class_names,
+        uncertain_threshold=recorded_threshold(files),
+    )
     for path in (files.float_model, files.int8_model, files.uint8_model):
         stamp(path, about)
     print(f"wrote {files.float_model}, {files.int8_model} and {files.uint8_model}", file=sys.stderr)
@@ -339,7 +380,11 @@ def evaluate_and_ship(
         )
         raise typer.Exit(1)
     # The robustness benchmark on the same test images (a small subset when QUICK: seconds).
-    robustness_test = data.subset(test, ROBUSTNESS_QUICK_IMAGES) if run.quick else test
+    robustness_test = (
+        data.subset(test, ROBUSTNESS_QUICK_IMAGES)
+        if run.quick or (run.source and run.source.photo_transfer)
+        else test
+    )
     robustness = evaluate_robustness(
         files,
         robustness_test,
@@ -373,6 +418,8 @@ def reproduce_command(run: Run) -> str:
     return (
         (
             f"make quantize DATA={source.images} NAME={source.name} SIZE={source.size}"
+            + (f" TEST_DATA={source.test_images}" if source.test_images else "")
+            + ("" if source.photo_transfer else " BACKBONE=cifar")
             if source
             else f"make quantize MODEL={run.config.name}"
         )
@@ -438,11 +485,20 @@ def quantize(
     from train.fit import train_float
     from train.qat import train_qat
 
-    train_float(run.config, run.train, run.validation, run.files)
+    if run.source and run.source.photo_transfer:
+        from train.photo_transfer import QUICK_VIEWS, VIEWS, train_photo_model
+
+        views = QUICK_VIEWS if quick else VIEWS
+        train_photo_model(
+            run.config, run.train, run.validation, run.files, runs_dir / ".cache", views=views
+        )
+    else:
+        train_float(run.config, run.train, run.validation, run.files)
     if run.config.float_only:
         ship_float_teacher(run, firmware_dir)
         return
-    train_qat(run.config, run.train, run.validation, run.files)
+    if run.config.recipe.qat_epochs:
+        train_qat(run.config, run.train, run.validation, run.files)
     convert_models(run)
     evaluate_and_ship(run, max_drop=max_drop, firmware_dir=firmware_dir, references=reference)
     report(

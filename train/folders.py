@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge_cifar.orientation import exif_orientation, upright
 from edge_cifar.preprocess import FrameError, frame_to_rgb
 from train.artifacts import read_json, write_atomic
 from train.data import DataError, Split
@@ -101,6 +102,7 @@ def read_image(path: Path, size: int) -> tuple[str, np.ndarray | None]:
     frame = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
     if frame is None:
         return digest, None
+    frame = upright(frame, exif_orientation(content))  # which IMREAD_UNCHANGED does not apply
     try:
         return digest, frame_to_rgb(frame, size, size)
     except FrameError:

@@ -22,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from train import metrics
-from train.artifacts import RunFiles, read_json, write_atomic
+from train.artifacts import RunFiles, read_json, recorded_recipe, write_atomic
 from train.data import Split, subset
 
 # ~90 dpi keeps a whole report well under 2 MB while 8-point captions stay legible.
@@ -73,13 +73,16 @@ class RunArtefacts:
 
 def load_run(files: RunFiles, card_path: Path) -> RunArtefacts:
     """Read and cross-check a run's artefacts; ReportError names everything that is missing."""
-    required = [files.history("float"), files.history("qat"), files.predictions, files.evaluation]
+    # A model quantized after training (no QAT epochs) has no QAT history.
+    phases = ("float", "qat") if recorded_recipe(files).get("qat_epochs", 1) else ("float",)
+    histories = [files.history(phase) for phase in phases]
+    required = [*histories, files.predictions, files.evaluation]
     missing = [path.name for path in required if not path.is_file()]
     if missing:
         raise ReportError(
             f"{files.root}: missing {', '.join(missing)} (a finished `make quantize` writes them)"
         )
-    history = _read_history(files.history("float")) + _read_history(files.history("qat"))
+    history = [epoch for path in histories for epoch in _read_history(path)]
     labels, scores = _read_predictions(files.predictions)
     evaluation = _read_json(files.evaluation)
     if not isinstance(evaluation, dict):
