@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 
 QUICK_TRAIN, QUICK_VALIDATION, QUICK_TEST = 4000, 1000, 2000
+PHOTO_QUICK_TEST, PHOTO_ROBUSTNESS_IMAGES = 200, 40
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model config name.")]
 DataDirOption = Annotated[
@@ -369,7 +370,11 @@ def evaluate_and_ship(
     from train.ship import build_card, ship
 
     config, files = run.config, run.files
-    test = data.subset(run.dataset.test, QUICK_TEST) if run.quick else run.dataset.test
+    photos = run.source is not None and run.source.photo_transfer
+    # Lite0 at 224 px scores a few images a second here: a photo run's QUICK test and its
+    # robustness benchmark (14 corruptions x 5 severities x 2 models) take subsets.
+    quick_test = PHOTO_QUICK_TEST if photos else QUICK_TEST
+    test = data.subset(run.dataset.test, quick_test) if run.quick else run.dataset.test
     float_model = load_float_model(config, files)
     result = evaluate(float_model, files, test)
     if result["int8_drop_pt"] > max_drop:
@@ -380,11 +385,8 @@ def evaluate_and_ship(
         )
         raise typer.Exit(1)
     # The robustness benchmark on the same test images (a small subset when QUICK: seconds).
-    robustness_test = (
-        data.subset(test, ROBUSTNESS_QUICK_IMAGES)
-        if run.quick or (run.source and run.source.photo_transfer)
-        else test
-    )
+    robustness_images = PHOTO_ROBUSTNESS_IMAGES if photos else ROBUSTNESS_QUICK_IMAGES
+    robustness_test = data.subset(test, robustness_images) if run.quick or photos else test
     robustness = evaluate_robustness(
         files,
         robustness_test,
@@ -404,6 +406,10 @@ def evaluate_and_ship(
         validation_images=len(run.validation),
         command=reproduce_command(run),
     )
+    if photos:
+        from train.photo_transfer import START
+
+        card["start"] = START
     for path in ship(card, files, firmware_dir):
         print(f"shipped {path}", file=sys.stderr)
 

@@ -30,7 +30,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from edge_cifar.classifier import BACKGROUND_LABEL
 from edge_cifar.preprocess import PIXEL_SCALE
 from train.artifacts import RunFiles, write_atomic
-from train.backbones import LITE0_BLOCKS, LITE0_SHA256, lite0_classifier
+from train.backbones import LITE0_BLOCKS, LITE0_PIN, LITE0_SHA256, lite0_classifier
 from train.calibration import choose_threshold
 from train.camera_augment import camera_effects
 from train.data import Split
@@ -54,6 +54,11 @@ LABEL_SMOOTHING = 0.1
 # such frames are the ones worth collecting for the next round).
 UNSURE_SHARE = 0.05
 TRANSFER_FILE = "photo_transfer.json"
+# What a photo model's card says of its start (the `start` of train/ship.py's cards).
+START = (
+    f"EfficientNet-Lite0's ImageNet weights (`{LITE0_PIN}`, SHA-256 `{LITE0_SHA256}`), frozen, "
+    "under a new head fitted on their cached features (train/NOTES.md, photo folders)"
+)
 
 
 def photo_config(name: str, class_names: tuple[str, ...], size: int, quick: bool) -> ModelConfig:
