@@ -56,9 +56,12 @@ def label_folder(label: str) -> str:
 def jpeg_bytes(frame: Frame) -> bytes:
     """The frame as a JPEG: 16-bit scaled to 8, alpha dropped (JPEG has none)."""
     image = to_uint8(frame)
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    opaque = (
+        cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        if image.ndim == 3 and image.shape[2] == 4
+        else image
+    )
+    ok, encoded = cv2.imencode(".jpg", opaque, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise SourceError(f"cannot encode a {frame.shape} frame as JPEG")
     return np.asarray(encoded).tobytes()

@@ -102,9 +102,9 @@ def read_image(path: Path, size: int) -> tuple[str, np.ndarray | None]:
     frame = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
     if frame is None:
         return digest, None
-    frame = upright(frame, exif_orientation(content))  # which IMREAD_UNCHANGED does not apply
     try:
-        return digest, frame_to_rgb(frame, size, size)
+        # Turned as its EXIF orientation says, which IMREAD_UNCHANGED does not do.
+        return digest, frame_to_rgb(upright(frame, exif_orientation(content)), size, size)
     except FrameError:
         return digest, None
 

@@ -15,6 +15,8 @@ from edge_cifar.collect import CollectOptions, CollectSink, label_folder
 from edge_cifar.orientation import exif_orientation, upright
 from edge_cifar.sources import decode_image, expand_image_paths
 
+from .support import REPO
+
 LABELS = ("bolt", "nut", BACKGROUND_LABEL)
 
 
@@ -164,3 +166,26 @@ def test_classify_takes_a_folder_of_class_folders(tmp_path):
         "nut/0.png",
         "nut/1.png",
     ]
+
+
+def test_camera_collect_on_a_video_saves_the_frames_under_the_threshold_up_to_the_cap(
+    cli, model_path, tmp_path
+):
+    video = REPO / "samples" / "cifar_test.avi"
+    common = ["camera", "--device", video, "--headless", "--model", model_path, "--max-frames", 40]
+    collect = ["--collect", tmp_path / "all", "--min-score", 0.9, "--collect-interval", 0]
+    result = cli(*common, *collect)
+    assert result.exit_code == 0, result.stderr
+    unsure = [line for line in result.json_lines() if line["score"] < 0.9]
+    files = sorted((tmp_path / "all").rglob("*.jpg"))
+    assert 0 < len(files) == len(unsure) < 40
+    assert [
+        f"{p.parent.name}:{int(p.stem[-7:])}" for p in sorted(files, key=lambda p: p.stem[-7:])
+    ] == [f"{line['top_k'][0]['label']}:{line['frame']}" for line in unsure]
+    # A cap of about three frames: it holds, and is said once.
+    cap = 3.5 * max(p.stat().st_size for p in files)
+    capped = ["--collect", tmp_path / "capped", "--min-score", 1.0, "--collect-interval", 0]
+    result = cli(*common, *capped, "--collect-max-mb", cap / 1e6)
+    total = sum(p.stat().st_size for p in (tmp_path / "capped").rglob("*") if p.is_file())
+    assert 0 < total <= cap
+    assert result.stderr.count("no more frames saved") == 1
