@@ -75,10 +75,13 @@ demo: $(LITERT_VENV)/.installed
 # robustness benchmark runs them beside our models, never ships them.
 REFERENCES ?= $(wildcard ../shared/references/*.tflite)
 REFERENCE_FLAGS = $(foreach r,$(REFERENCES),--reference $(r))
+# Photos of none of CIFAR-10's classes: with the validation split they choose the uncertain
+# threshold a model carries (train/calibration.py).
+OUT_OF_CLASS ?= $(wildcard ../shared/photos)
 # They are CIFAR-10 classifiers: an image-folder model (DATA=) is benchmarked without them.
 
 quantize: $(TRAIN_VENV)/.installed
-	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES)) $(if $(DATA),,$(REFERENCE_FLAGS))
+	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES)) $(if $(DATA),,$(REFERENCE_FLAGS) $(if $(OUT_OF_CLASS),--out-of-class $(OUT_OF_CLASS)))
 	# A new card lacks the TFLite Micro figures and the C sources are stale: regenerate both (not
 	# for a Lite0 photo model: megabytes, no microcontroller's).
 	$(if $(or $(QUICK),$(and $(DATA),$(filter lite0,$(BACKBONE)))),,$(TRAIN_VENV)/bin/python -m train.firmware $(if $(DATA),firmware_models/$(or $(NAME),$(notdir $(abspath $(DATA))))_int8.tflite))

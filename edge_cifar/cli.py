@@ -41,7 +41,7 @@ from edge_cifar.collect import (
     CollectSink,
 )
 from edge_cifar.interpreter import BackendError, Model, ModelError
-from edge_cifar.model_files import default_model_path
+from edge_cifar.model_files import model_path
 from edge_cifar.preprocess import DEFAULT_INPUT_RANGE, FrameError
 from edge_cifar.sources import (
     FrameSource,
@@ -73,7 +73,12 @@ class Runtime(str, Enum):
 
 ModelOption = Annotated[
     Path | None,
-    typer.Option("--model", "-m", help="A .tflite model [default: the shipped INT8 model]."),
+    typer.Option(
+        "--model",
+        "-m",
+        help="A .tflite file, or a shipped model's name (pi, default, tiny, seed) "
+        "[default: the shipped INT8 model].",
+    ),
 ]
 RuntimeOption = Annotated[
     Runtime | None,
@@ -140,7 +145,7 @@ def newest_frame_weight(alpha: float) -> float:
 
 def load_model(model: Path | None, runtime: Runtime | None, threads: int | None) -> Model:
     return Model(
-        model or default_model_path(),
+        model_path(model),
         threads=threads,
         runtime=runtime.value if runtime else None,
     )

@@ -11,13 +11,19 @@ let through (the ROC curve's point farthest above chance).
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from train.artifacts import RunFiles, write_atomic
+from train.data import DataError, Split
+from train.evaluate import tflite_scorer
 from train.folders import image_paths, read_image
 
 # Out-of-class photos are split by content digest, so the split does not depend on file names.
@@ -89,3 +95,36 @@ def open_set_check(
         in_class_accuracy=round(float(np.mean(correct)), 4),
         out_of_class_uncertain=round(float(np.mean(out_top < threshold)), 4),
     )
+
+
+def calibrate(files: RunFiles, validation: Split, test: Split, photos: Path) -> dict[str, Any]:
+    """The INT8 model's threshold, chosen on the validation split and half the out-of-class
+    photos, and its open-set check on the test split and the other half (open_set.json)."""
+    size = validation.images.shape[1]
+    halves = out_of_class_photos(photos, size)
+    if not min(len(half) for half in halves.values()):
+        raise DataError(f"{photos}: too few readable photos to choose a threshold")
+    scores = tflite_scorer(files.int8_model)
+    validation_scores, chosen_on = scores(validation.images), scores(halves[CHOOSE])
+    threshold = choose_threshold(validation_scores, validation.labels, chosen_on)
+    with np.load(files.predictions) as predictions:
+        test_scores = predictions["int8_tflite_scores"]
+    check = open_set_check(test_scores, test.labels, scores(halves[REPORT]), threshold)
+    result = {
+        "threshold": threshold,
+        "rule": "Youden's J: correct validation answers against out-of-class photos, by top score",
+        "out_of_class_folder": str(photos),
+        "validation": open_set_check(
+            validation_scores, validation.labels, chosen_on, threshold
+        ).as_dict(),
+        "test": check.as_dict(),
+    }
+    write_atomic(files.open_set, json.dumps(result, indent=1).encode())
+    print(
+        f"uncertain threshold {threshold}: on the test split and {check.out_of_class_photos} "
+        f"held-out out-of-class photos, AUROC {check.auroc:.3f}, "
+        f"{100 * check.out_of_class_uncertain:.1f}% of the photos uncertain, "
+        f"{100 * check.in_class_named_right:.1f}% of the test images named right above it",
+        file=sys.stderr,
+    )
+    return result

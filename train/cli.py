@@ -311,28 +311,41 @@ def convert(
 
 
 def convert_models(run: Run) -> None:
-    from train.convert import to_float_tflite, to_int8_tflite, write_uint8_model
-    from train.metadata import ModelDescription, stamp
+    from train.convert import (
+        POST_TRAINING_IMAGES,
+        to_float_tflite,
+        to_int8_tflite,
+        write_uint8_model,
+    )
     from train.photo_transfer import recorded_threshold
     from train.qat import load_float_model, load_qat_model
 
     files = run.files
     float_model = load_float_model(run.config, files)
     to_float_tflite(float_model, files.float_model)
-    # Without QAT epochs, post-training quantization of the float model.
-    quantized = load_qat_model(run.config, files) if run.config.recipe.qat_epochs else float_model
-    to_int8_tflite(quantized, run.train, files.int8_model)
+    if run.config.recipe.qat_epochs:
+        to_int8_tflite(load_qat_model(run.config, files), run.train, files.int8_model)
+    else:
+        to_int8_tflite(float_model, run.train, files.int8_model, POST_TRAINING_IMAGES)
     write_uint8_model(files.int8_model, files.uint8_model)
-    # The labels travel in the model: the training split's class names (CIFAR-10's or the folder's).
+    # A photo model's threshold, from its transfer step (else none until evaluation's).
+    stamp_models(run, recorded_threshold(files))
+    print(f"wrote {files.float_model}, {files.int8_model} and {files.uint8_model}", file=sys.stderr)
+
+
+def stamp_models(run: Run, uncertain_threshold: float | None = None) -> None:
+    """The metadata into the run's three model files: the labels travel in the model (the training
+    split's class names, CIFAR-10's or the folder's), and the uncertain threshold once chosen."""
+    from train.metadata import ModelDescription, stamp
+
     about = ModelDescription(
         run.config.name,
         run.config.description,
         run.train.class_names,
-        uncertain_threshold=recorded_threshold(files),
+        uncertain_threshold=uncertain_threshold,
     )
-    for path in (files.float_model, files.int8_model, files.uint8_model):
+    for path in (run.files.float_model, run.files.int8_model, run.files.uint8_model):
         stamp(path, about)
-    print(f"wrote {files.float_model}, {files.int8_model} and {files.uint8_model}", file=sys.stderr)
 
 
 ReferenceOption = Annotated[
@@ -341,6 +354,14 @@ ReferenceOption = Annotated[
         "--reference",
         help="A reference .tflite (the MLPerf Tiny models: raw 0..255 pixels) run beside the "
         "float and INT8 models in the robustness benchmark; repeatable.",
+    ),
+]
+OutOfClassOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out-of-class",
+        help="A folder of photos of none of the model's classes (any layout): with the validation "
+        "split, it chooses the recommended uncertain threshold the model carries.",
     ),
 ]
 MaxDropOption = Annotated[
@@ -363,8 +384,11 @@ def evaluate_and_ship(
     max_drop: float,
     firmware_dir: Path | None,
     references: list[Path] | None = None,
+    out_of_class: Path | None = None,
 ) -> None:
-    """Evaluate the three models; ship them when the INT8 drop is within `max_drop` points."""
+    """Evaluate the three models; ship them when the INT8 drop is within `max_drop` points. With
+    `out_of_class` photos and a validation split, choose the uncertain threshold first."""
+    from train.calibration import calibrate
     from train.evaluate import evaluate, evaluate_robustness
     from train.qat import load_float_model
     from train.ship import build_card, ship
@@ -372,11 +396,14 @@ def evaluate_and_ship(
     config, files = run.config, run.files
     photos = run.source is not None and run.source.photo_transfer
     # Lite0 at 224 px scores a few images a second here: a photo run's QUICK test and its
-    # robustness benchmark (14 corruptions x 5 severities x 2 models) take subsets.
+    # robustness benchmark (14 corruptions x 5 severities) take subsets.
     quick_test = PHOTO_QUICK_TEST if photos else QUICK_TEST
     test = data.subset(run.dataset.test, quick_test) if run.quick else run.dataset.test
     float_model = load_float_model(config, files)
     result = evaluate(float_model, files, test)
+    if out_of_class is not None and len(run.validation):
+        threshold = calibrate(files, run.validation, test, out_of_class)["threshold"]
+        stamp_models(run, threshold)
     if result["int8_drop_pt"] > max_drop:
         print(
             f"error: INT8 accuracy is {result['int8_drop_pt']:.2f} pt below float "
@@ -391,6 +418,8 @@ def evaluate_and_ship(
         files,
         robustness_test,
         {path.stem: tflite_scorer(path, "0..255") for path in references or []},
+        # A backbone's float file runs ~4x slower than its INT8 one: hours on 70 x 10,000 images.
+        kinds=("int8",) if config.backbone else ("float", "int8"),
     )
     if firmware_dir is None:
         return
@@ -461,6 +490,7 @@ def evaluate(
     runs_dir: RunsOption = Path("runs"),
     max_drop: MaxDropOption = 1.0,
     reference: ReferenceOption = None,
+    out_of_class: OutOfClassOption = None,
 ) -> None:
     """Float Keras vs float TFLite vs INT8 TFLite on the test set, and the robustness benchmark;
     exit 1 if INT8 drops too much."""
@@ -469,6 +499,7 @@ def evaluate(
         max_drop=max_drop,
         firmware_dir=None,
         references=reference,
+        out_of_class=out_of_class,
     )
 
 
@@ -483,6 +514,7 @@ def quantize(
     firmware_dir: FirmwareOption = None,
     devices: DevicesOption = 1,
     reference: ReferenceOption = None,
+    out_of_class: OutOfClassOption = None,
 ) -> None:
     """The whole pipeline: float training (if no float model yet), QAT, conversion, the accuracy
     check, and shipping to firmware_models/ (a float teacher: float training and shipping)."""
@@ -506,7 +538,13 @@ def quantize(
     if run.config.recipe.qat_epochs:
         train_qat(run.config, run.train, run.validation, run.files)
     convert_models(run)
-    evaluate_and_ship(run, max_drop=max_drop, firmware_dir=firmware_dir, references=reference)
+    evaluate_and_ship(
+        run,
+        max_drop=max_drop,
+        firmware_dir=firmware_dir,
+        references=reference,
+        out_of_class=out_of_class,
+    )
     report(
         ctx,
         model=model,

@@ -19,6 +19,8 @@ from train.artifacts import write_atomic
 from train.data import Split
 
 REPRESENTATIVE_IMAGES = 200
+# Without QAT the converter's own ranges are all there is: calibrate on more images.
+POST_TRAINING_IMAGES = 1000
 # Integer types a full-integer model may hold: int8 activations/weights, int32 biases.
 INTEGER_TYPES = {"int8", "int32"}
 
@@ -33,17 +35,19 @@ def to_float_tflite(model: keras.Model, path: Path) -> Path:
     return path
 
 
-def to_int8_tflite(qat_model: keras.Model, calibration: Split, path: Path) -> Path:
-    """Full-integer conversion: every op int8, input and output int8, no float tensor left."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(qat_model)
+def to_int8_tflite(
+    model: keras.Model, calibration: Split, path: Path, images: int = REPRESENTATIVE_IMAGES
+) -> Path:
+    """Full-integer conversion: every op int8, input and output int8, no float tensor left. A QAT
+    model carries its ranges; a float model's are measured on `images` calibration images."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
 
     def representative() -> Iterator[list[np.ndarray]]:
-        # QAT already fixed every range; these samples only satisfy the converter's input check.
-        for image in calibration.images[:REPRESENTATIVE_IMAGES]:
+        for image in calibration.images[:images]:
             yield [(image[np.newaxis].astype(np.float32) * PIXEL_SCALE)]
 
     converter.representative_dataset = representative

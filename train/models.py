@@ -72,6 +72,8 @@ class ModelConfig:
     # A distillation teacher: never quantized or put on a device, so it ships its float file and
     # card only (train/teacher.py).
     float_only: bool = False
+    # An ImageNet backbone (train/backbones.py) the architecture starts from; None: from scratch.
+    backbone: str | None = None
 
     def build(self) -> keras.Model:
         return self.architecture((self.input_size, self.input_size, 3), self.classes)
@@ -263,6 +265,7 @@ CONFIGS: dict[str, ModelConfig] = {
         ),
         description="EfficientNet-Lite0 (ImageNet weights) fine-tuned on CIFAR-10 at 160 x 160 "
         "(the 32 x 32 input enlarged in the graph): for Raspberry Pi 4/5 cameras.",
+        backbone="efficientnet-lite0",
     ),
     "teacher": ModelConfig(
         name="teacher",
@@ -292,12 +295,13 @@ def get_config(name: str, *, quick: bool = False) -> ModelConfig:
 
 def quick_schedule(recipe: Recipe) -> Recipe:
     # Small batches give the few thousand QUICK images enough steps for BatchNorm's statistics.
-    return replace(recipe, epochs=3, warmup_epochs=1, qat_epochs=1, batch_size=64)
+    qat_epochs = min(recipe.qat_epochs, 1)  # a post-training-quantized recipe stays so
+    return replace(recipe, epochs=3, warmup_epochs=1, qat_epochs=qat_epochs, batch_size=64)
 
 
 # An image folder's recipe, from the transfer measurement in train/NOTES.md (500 training images,
 # five classes): small batches give a few hundred images enough steps per epoch.
-FOLDER_SCHEDULE = {"epochs": 40, "batch_size": 32, "warmup_epochs": 2}
+FOLDER_SCHEDULE: dict[str, Any] = {"epochs": 40, "batch_size": 32, "warmup_epochs": 2}
 FINE_TUNE_PEAK_LR = 0.02  # a fifth of the from-scratch peak (train/NOTES.md, transfer)
 
 

@@ -91,6 +91,7 @@ def photo_config(name: str, class_names: tuple[str, ...], size: int, quick: bool
         f"{size} px for {classes} classes ({', '.join(class_names)}).",
         input_size=size,
         classes=classes,
+        backbone="efficientnet-lite0",
     )
 
 
