@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 
 QUICK_TRAIN, QUICK_VALIDATION, QUICK_TEST = 4000, 1000, 2000
-PHOTO_QUICK_TEST, PHOTO_ROBUSTNESS_IMAGES = 200, 40
+PHOTO_QUICK_TEST, PHOTO_ROBUSTNESS_IMAGES, PHOTO_QUICK_ROBUSTNESS_IMAGES = 200, 40, 12
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model config name.")]
 DataDirOption = Annotated[
@@ -412,7 +412,11 @@ def evaluate_and_ship(
         )
         raise typer.Exit(1)
     # The robustness benchmark on the same test images (a small subset when QUICK: seconds).
-    robustness_images = PHOTO_ROBUSTNESS_IMAGES if photos else ROBUSTNESS_QUICK_IMAGES
+    robustness_images = (
+        (PHOTO_QUICK_ROBUSTNESS_IMAGES if run.quick else PHOTO_ROBUSTNESS_IMAGES)
+        if photos
+        else ROBUSTNESS_QUICK_IMAGES
+    )
     robustness_test = data.subset(test, robustness_images) if run.quick or photos else test
     robustness = evaluate_robustness(
         files,

@@ -36,7 +36,7 @@ from train.calibration import choose_threshold
 from train.camera_augment import camera_effects
 from train.data import Split
 from train.feature_cache import FeatureCache, pixel_digest
-from train.fit import HistoryLog, save_weights, seed_everything
+from train.fit import HistoryLog, LabelPrecision, LabelRecall, save_weights, seed_everything
 from train.models import ModelConfig, Recipe
 
 # Augmented views of each training photo besides the photo itself; QUICK: the photos alone
@@ -185,7 +185,12 @@ def fit_head(
     head.compile(
         optimizer=keras.optimizers.Adam(HEAD_LR),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=LABEL_SMOOTHING),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        # The metrics every phase's history has (the report plots them).
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            LabelPrecision(name="precision"),
+            LabelRecall(name="recall"),
+        ],
     )
     eye = np.eye(classes, dtype=np.float32)
     log = [] if files is None else [HistoryLog(files.history("float"), "float", "float32")]
