@@ -26,7 +26,14 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_cifar.classifier import STAGES, Category, Classifier, Prediction, top_categories
+from edge_cifar.classifier import (
+    BACKGROUND_LABEL,
+    STAGES,
+    Category,
+    Classifier,
+    Prediction,
+    top_categories,
+)
 from edge_cifar.sources import Frame, FrameSource, SourceError
 
 UNCERTAIN = "uncertain"
@@ -84,11 +91,12 @@ def decide(
     min_score: float,
     top_k: int,
 ) -> FrameResult:
-    """The frame's label from the (smoothed) scores; below min_score it is UNCERTAIN."""
+    """The frame's label from the (smoothed) scores; below min_score, or the background class,
+    it is UNCERTAIN."""
     scores = smoother.update(prediction.scores)
     ranked = top_categories(scores, prediction.labels, top_k)
     best = ranked[0]
-    label = best.label if best.score >= min_score else UNCERTAIN
+    label = best.label if best.score >= min_score and best.label != BACKGROUND_LABEL else UNCERTAIN
     return FrameResult(index, label, best.score, ranked, prediction.timings_ms)
 
 

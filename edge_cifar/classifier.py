@@ -20,6 +20,9 @@ from edge_cifar.preprocess import DEFAULT_INPUT_RANGE, INPUT_RANGES, frame_to_in
 
 STAGES = ("preprocess", "invoke", "postprocess")
 LABELS_BESIDE_MODEL = "labels.txt"
+# A class of this name was trained as "none of these" (a `_background` folder): it names nothing,
+# so the camera reports it as uncertain.
+BACKGROUND_LABEL = "_background"
 
 
 @dataclass(frozen=True)

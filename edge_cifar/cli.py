@@ -33,6 +33,13 @@ from edge_cifar.camera import (
     window_problem,
 )
 from edge_cifar.classifier import Classifier
+from edge_cifar.collect import (
+    DEFAULT_BELOW,
+    DEFAULT_INTERVAL_S,
+    DEFAULT_MAX_MB,
+    CollectOptions,
+    CollectSink,
+)
 from edge_cifar.interpreter import BackendError, Model, ModelError
 from edge_cifar.model_files import model_path
 from edge_cifar.preprocess import DEFAULT_INPUT_RANGE, FrameError
@@ -228,6 +235,24 @@ SmoothOption = Annotated[
 MinScoreOption = Annotated[
     float, typer.Option(min=0.0, max=1.0, help="Below this score the label is 'uncertain'.")
 ]
+CollectOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Save the frames the model is unsure of (top score under --min-score, else the "
+        "model's recommended threshold, else 0.5) as JPEGs under DIR/<predicted label>/, for "
+        "sorting and retraining with `make quantize DATA=DIR`.",
+        metavar="DIR",
+    ),
+]
+CollectEveryOption = Annotated[
+    int | None, typer.Option(min=1, help="With --collect, also save every Nth frame.")
+]
+CollectMaxMbOption = Annotated[
+    float, typer.Option(min=0.0, help="With --collect, stop saving when DIR holds this many MB.")
+]
+CollectIntervalOption = Annotated[
+    float, typer.Option(min=0.0, help="With --collect, at most one frame per this many seconds.")
+]
 HeadlessOption = Annotated[bool, typer.Option(help="No window, even where a display exists.")]
 RealtimeOption = Annotated[
     bool | None,
@@ -261,10 +286,13 @@ def prepare_loop(
     realtime: bool | None,
     page: bool,
     options: LoopOptions,
+    collect: CollectOptions | None = None,
 ) -> Loop:
     """The sinks for `camera` and `serve`; a file plays in real time where a person watches."""
     try:
         sinks: list[Sink] = [JsonLinesSink()] if json_lines else []
+        if collect is not None:
+            sinks.append(CollectSink(collect))
         if save is not None:
             sinks.append(VideoFileSink(save, source.fps))
         problem = None if headless else window_problem()
@@ -278,6 +306,23 @@ def prepare_loop(
     watched = page or any(isinstance(sink, WindowSink) for sink in sinks)
     options = replace(options, realtime=watched if realtime is None else realtime)
     return Loop(source, sinks, options, StopRequest())
+
+
+def collect_options(
+    folder: Path | None,
+    classifier: Classifier,
+    min_score: float,
+    every: int | None,
+    max_mb: float,
+    interval_s: float,
+) -> CollectOptions | None:
+    """--collect's options; "unsure" is under --min-score, else the model's own threshold."""
+    if folder is None:
+        return None
+    metadata = classifier.model.metadata
+    recommended = metadata.uncertain_threshold if metadata else None
+    below = min_score or recommended or DEFAULT_BELOW
+    return CollectOptions(folder, below, every, interval_s, int(max_mb * 1e6))
 
 
 @app.command()
@@ -295,6 +340,10 @@ def camera(
     save: SaveOption = None,
     smooth: SmoothOption = 1.0,
     min_score: MinScoreOption = 0.0,
+    collect: CollectOption = None,
+    collect_every: CollectEveryOption = None,
+    collect_max_mb: CollectMaxMbOption = DEFAULT_MAX_MB,
+    collect_interval: CollectIntervalOption = DEFAULT_INTERVAL_S,
     headless: HeadlessOption = False,
     realtime: RealtimeOption = None,
     json_lines: Annotated[
@@ -312,6 +361,9 @@ def camera(
             realtime=realtime,
             page=False,
             options=LoopOptions(max_frames, smooth, min_score, top_k),
+            collect=collect_options(
+                collect, classifier, min_score, collect_every, collect_max_mb, collect_interval
+            ),
         )
         loop.run(classifier)
 
@@ -334,6 +386,10 @@ def serve(
     save: SaveOption = None,
     smooth: SmoothOption = 1.0,
     min_score: MinScoreOption = 0.0,
+    collect: CollectOption = None,
+    collect_every: CollectEveryOption = None,
+    collect_max_mb: CollectMaxMbOption = DEFAULT_MAX_MB,
+    collect_interval: CollectIntervalOption = DEFAULT_INTERVAL_S,
     headless: Annotated[
         bool, typer.Option(help="No window beside the page, even where a display exists.")
     ] = True,
@@ -376,6 +432,9 @@ def serve(
             realtime=realtime,
             page=True,
             options=LoopOptions(max_frames, smooth, min_score, top_k),
+            collect=collect_options(
+                collect, classifier, min_score, collect_every, collect_max_mb, collect_interval
+            ),
         )
         loop.sinks.append(service.sink)
         loop.source = service.watch(

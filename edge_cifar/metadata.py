@@ -12,6 +12,7 @@ tflite-support's `MetadataDisplayer` and checks that both readers agree.
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ _MODEL_BUFFERS, _MODEL_METADATA = 4, 6
 _GENERAL_FIELDS = {"name": 0, "description": 1, "version": 2, "author": 4, "licence": 5}
 _SUBGRAPHS, _INPUTS, _OUTPUTS = 3, 2, 3
 _TENSOR_PROCESS_UNITS, _TENSOR_ASSOCIATED_FILES = 4, 6
-_NORMALIZATION_OPTIONS = 1  # the ProcessUnitOptions union's member
+_NORMALIZATION_OPTIONS = 1  # the ProcessUnitOptions union's members
+_SCORE_THRESHOLDING_OPTIONS = 3
 _TENSOR_AXIS_LABELS = 2  # AssociatedFileType
 
 
@@ -43,6 +45,8 @@ class ModelMetadata:
     normalization: Normalization | None = None
     label_file: str | None = None
     labels: tuple[str, ...] | None = None
+    # The top score under which the model recommends "uncertain" (ScoreThresholdingOptions).
+    uncertain_threshold: float | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -56,6 +60,7 @@ class ModelMetadata:
             else {"mean": list(self.normalization.mean), "std": list(self.normalization.std)},
             "label_file": self.label_file,
             "labels": None if self.labels is None else list(self.labels),
+            "uncertain_threshold": self.uncertain_threshold,
         }
 
 
@@ -97,8 +102,18 @@ def _parse(path: Path, content: bytes, buffer: bytes) -> ModelMetadata:
         None,
     )
     labels = None if label_file is None else read_labels(path, content, label_file)
+    threshold = None
+    for unit in outputs[0].tables(_TENSOR_PROCESS_UNITS) if len(outputs) == 1 else []:
+        options = unit.table(1)
+        if unit.u8(0) == _SCORE_THRESHOLDING_OPTIONS and options is not None:
+            # global_score_threshold, a float32 field: its bits read as u32 and reinterpreted.
+            threshold = struct.unpack("<f", struct.pack("<I", options.u32(0)))[0]
     return ModelMetadata(
-        **general, normalization=normalization, label_file=label_file, labels=labels
+        **general,
+        normalization=normalization,
+        label_file=label_file,
+        labels=labels,
+        uncertain_threshold=None if threshold is None else round(threshold, 6),
     )
 
 

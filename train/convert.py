@@ -32,7 +32,12 @@ class ConversionError(RuntimeError):
     pass
 
 
-def convert_run(config: ModelConfig, files: RunFiles, train: Split) -> list[Path]:
+def convert_run(
+    config: ModelConfig,
+    files: RunFiles,
+    train: Split,
+    uncertain_threshold: float | None = None,
+) -> list[Path]:
     """The run's float model as float32 TFLite, its QAT model as full INT8 (calibrated on
     `train`; a recipe without QAT quantizes the float model after training), the uint8-interface
     twin; every file stamped with its metadata."""
@@ -43,7 +48,7 @@ def convert_run(config: ModelConfig, files: RunFiles, train: Split) -> list[Path
     else:
         to_int8_tflite(float_model, train, files.int8_model, POST_TRAINING_IMAGES)
     write_uint8_model(files.int8_model, files.uint8_model)
-    return stamp_run(config, files, train.class_names)
+    return stamp_run(config, files, train.class_names, uncertain_threshold)
 
 
 def stamp_run(

@@ -12,7 +12,7 @@ from typing import Any
 import tf_keras as keras
 
 from train.airbench import airbench_net
-from train.backbones import lite0_classifier
+from train.backbones import LITE0_BLOCKS, lite0_classifier
 from train.labels import NUM_CLASSES
 from train.recipe import (
     INPUT_SHAPE,
@@ -132,7 +132,7 @@ def build_net(net: Net, input_shape: tuple[int, int, int], classes: int) -> kera
             classes,
             image_size=input_shape[0],
             backbone_size=net.backbone_size,
-            frozen_blocks=net.frozen_blocks,
+            frozen_blocks=LITE0_BLOCKS if net.frozen_blocks is None else net.frozen_blocks,
             name=net.name,
         )
     raise TypeError(f"no builder for {type(net).__name__}")

@@ -30,9 +30,16 @@ from train.devices import split_cpu
 from train.evaluate import evaluate, evaluate_robustness
 from train.firmware import DEFAULT_IMAGES, TflmCheck, check_model
 from train.fit import train_float
+from train.photo_transfer import (
+    PHOTO_START,
+    QUICK_VIEWS,
+    VIEWS,
+    recorded_threshold,
+    train_photo_model,
+)
 from train.qat import load_float_model, train_qat
 from train.report import load_run, write_report
-from train.run import ROBUSTNESS_QUICK_IMAGES, Int8DropError, Run
+from train.run import Int8DropError, Run
 from train.scoring import Scorer
 from train.ship import device_card
 from train.ship import ship as ship_files
@@ -51,6 +58,13 @@ class Evaluation:
 
 def fit(run: Run) -> Path:
     split_cpu(run.devices)
+    if run.photos:
+        # A head on the frozen backbone's cached features, beside the run folders.
+        cache = run.files.root.parent / ".cache"
+        views = QUICK_VIEWS if run.quick else VIEWS
+        return train_photo_model(
+            run.config, run.train, run.validation, run.files, cache, views=views
+        )
     return train_float(run.config, run.train, run.validation, run.files)
 
 
@@ -60,7 +74,8 @@ def qat(run: Run) -> Path:
 
 
 def convert(run: Run) -> list[Path]:
-    return convert_run(run.config, run.files, run.train)
+    # A photo model's threshold comes from its transfer step; others' from `evaluate_models`.
+    return convert_run(run.config, run.files, run.train, recorded_threshold(run.files))
 
 
 def evaluate_models(
@@ -86,7 +101,8 @@ def evaluate_models(
     if out_of_class is not None and len(run.validation):
         open_set = calibrate(run.files, run.validation, test, out_of_class)
         stamp_run(run.config, run.files, run.train.class_names, open_set["threshold"])
-    robustness_test = data.subset(test, ROBUSTNESS_QUICK_IMAGES) if run.quick else test
+    images = run.robustness_images
+    robustness_test = test if images is None else data.subset(test, images)
     robustness = evaluate_robustness(
         run.files,
         robustness_test,
@@ -117,6 +133,7 @@ def ship(
         parameters=evaluation.parameters,
         tflm=tflm,
         open_set=evaluation.open_set,
+        start=PHOTO_START if run.photos else None,
     )
     return ship_files(card, run.files, firmware_dir, tflm)
 

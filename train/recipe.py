@@ -102,7 +102,7 @@ class Lite0Net:
 
     name: str
     backbone_size: int
-    frozen_blocks: int = 0
+    frozen_blocks: int | None = 0  # None: the whole backbone (a head on its features)
 
 
 Net = SeedNet | ResidualNet | AirbenchNet | Lite0Net
@@ -286,4 +286,32 @@ def folder_config(
         description=f"`{config.name}` architecture at {size} x {size} px for "
         f"{len(class_names)} classes ({', '.join(class_names)}), {start}.",
         int8_budget_kib=None,
+    )
+
+
+# An image folder on Lite0 (train/photo_transfer.py): the backbone frozen, its pooled features
+# cached, a new softmax head fitted on them (Adam, early stopping on the validation loss: `epochs`
+# is the most it may run), post-training INT8 (train/NOTES.md, photo folders).
+PHOTO_HEAD_RECIPE = Recipe(
+    epochs=300,
+    batch_size=32,
+    peak_lr=1e-3,
+    warmup_epochs=0,
+    label_smoothing=0.1,
+    camera_augment=0.1,  # in the augmented views whose features are cached
+    qat_epochs=0,
+    precision="float32",
+)
+
+
+def photo_config(name: str, class_names: tuple[str, ...], size: int) -> ModelConfig:
+    """The config of a Lite0 photo model: frozen ImageNet backbone at `size` px, new head."""
+    return ModelConfig(
+        name=name,
+        net=Lite0Net(name, backbone_size=size, frozen_blocks=None),
+        recipe=PHOTO_HEAD_RECIPE,
+        description=f"EfficientNet-Lite0 (ImageNet weights, frozen) with a new head at {size} x "
+        f"{size} px for {len(class_names)} classes ({', '.join(class_names)}).",
+        input_size=size,
+        classes=len(class_names),
     )

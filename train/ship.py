@@ -189,6 +189,7 @@ def device_card(
     parameters: int,
     tflm: TflmCheck | None = None,
     open_set: dict[str, Any] | None = None,
+    start: str | None = None,
 ) -> ModelCard:
     """The card of a device model: the shared facts, test accuracy of its three files, its
     robustness, its files, when checked what TFLite Micro made of it, and when chosen its
@@ -196,7 +197,7 @@ def device_card(
     teacher, pretrained = config.recipe.teacher, config.recipe.pretrained
     pretrained_sha256 = _sha256(shipped_float_model(pretrained)) if pretrained else None
     # How an image-folder model started, and what that choice was measured to be worth.
-    start = (
+    start = start or (
         (
             f"the conv weights of the shipped `{pretrained}_float.tflite` (SHA-256 "
             f"`{pretrained_sha256}`) under a new head; {TRANSFER_EFFECT}"
