@@ -105,18 +105,16 @@ class RobustnessSummary:
 
 @dataclass(frozen=True)
 class OpenSet:
-    """How the top score tells the test images from real photos of other things, and what the
-    uncertain threshold does to each (train/calibration.py: chosen on the validation split and
-    half the photos, measured here on the test split and the other half)."""
+    """Test images against real photos of other things, by top score (train/calibration.py)."""
 
     out_of_class_folder: str
     rule: str
     auroc: float
     in_class_images: int
     out_of_class_photos: int
-    in_class_accuracy: float
-    in_class_named_right: float  # correct and at or above the threshold
-    out_of_class_uncertain: float  # under the threshold
+    in_class_accuracy: float  # correct, whatever the score
+    in_class_named_right: float  # correct and at or above the threshold; the photos: under it
+    out_of_class_uncertain: float
 
 
 @dataclass(frozen=True)
@@ -342,7 +340,6 @@ def accuracy_lines(card: ModelCard) -> list[str]:
 def robustness_lines(card: ModelCard) -> list[str]:
     lines = []
     if robustness := card.robustness:
-        held_out = robustness.int8_mca_held_out
         lines += [
             f"Under camera-style corruptions ({len(robustness.corruptions)} CIFAR-10-C kinds x 5 "
             f"severities, {robustness.test_images} test images; `python -m train robustness`): "
@@ -350,7 +347,7 @@ def robustness_lines(card: ModelCard) -> list[str]:
             + (f" / {100 * float_mca:.2f}% float" if (float_mca := robustness.float_mca) else "")
             + "; over the kinds training never imitates "
             f"({', '.join(robustness.held_out)}): "
-            + (f"{100 * held_out:.2f}% INT8" if held_out is not None else "none measured")
+            + (f"{100 * h:.2f}% INT8" if (h := robustness.int8_mca_held_out) else "none measured")
             + ". Per corruption and severity: the report.",
             "",
         ]
@@ -361,9 +358,8 @@ def robustness_lines(card: ModelCard) -> list[str]:
             f"the top score tells them apart with AUROC {check.auroc:.3f}; at the uncertain "
             f"threshold {card.uncertain_threshold:g}, {100 * check.out_of_class_uncertain:.1f}% "
             f"of the photos are called uncertain and {100 * check.in_class_named_right:.2f}% of "
-            f"the test images are still named right ({100 * check.in_class_accuracy:.2f}% "
-            f"with --min-score 0). Threshold rule: {check.rule}.",
-            "",
+            f"the test images are still named right ({100 * check.in_class_accuracy:.2f}% with "
+            f"--min-score 0). Threshold rule: {check.rule}.\n",
         ]
     return lines
 
