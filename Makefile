@@ -2,17 +2,21 @@
 PYTHON ?= python3
 MODEL ?= default
 QUICK ?=
-# Your own images instead of CIFAR-10: DATA is a folder with one subfolder of images per class,
-# NAME the shipped model's name, SIZE its input side (32, 64 or 96), TEST_DATA an optional test
-# folder, SKIP_BAD=1 leaves unreadable files out, INIT auto|pretrained|scratch.
+# Your own images instead of CIFAR-10: DATA is a folder with one subfolder of images per class
+# (a `_background` one: "none of these"), NAME the shipped model's name, TEST_DATA an optional test
+# folder, SKIP_BAD=1 leaves unreadable files out. By default EfficientNet-Lite0's ImageNet features
+# under a new head (SIZE 96..224, default 224); BACKBONE=cifar trains MODEL's CIFAR-10 net
+# instead, microcontroller-sized (SIZE 32, 64 or 96, default 64; INIT auto|pretrained|scratch).
 DATA ?=
 NAME ?=
-SIZE ?= 64
+SIZE ?=
 TEST_DATA ?=
 SKIP_BAD ?=
 INIT ?= auto
-FOLDER_OPTIONS := $(if $(DATA),--images $(DATA) --size $(SIZE) --init $(INIT) \
-	$(if $(NAME),--name $(NAME)) $(if $(TEST_DATA),--test-images $(TEST_DATA)) $(if $(SKIP_BAD),--skip-bad))
+BACKBONE ?= lite0
+FOLDER_OPTIONS := $(if $(DATA),--images $(DATA) --backbone $(BACKBONE) --init $(INIT) \
+	$(if $(SIZE),--size $(SIZE)) $(if $(NAME),--name $(NAME)) \
+	$(if $(TEST_DATA),--test-images $(TEST_DATA)) $(if $(SKIP_BAD),--skip-bad))
 # The data set: $CIFAR10_DIR, else the shared copy beside the checkout, else the download cache.
 CIFAR10_DIR ?= $(if $(wildcard ../shared/cifar10/test_batch.bin),../shared/cifar10,)
 export CIFAR10_DIR
@@ -75,12 +79,15 @@ demo: $(LITERT_VENV)/.installed
 # robustness benchmark runs them beside our models, never ships them.
 REFERENCES ?= $(wildcard ../shared/references/*.tflite)
 REFERENCE_FLAGS = $(foreach r,$(REFERENCES),--reference $(r))
+# Photos of none of CIFAR-10's classes: with the validation split they choose the uncertain
+# threshold a model carries (train/calibration.py).
+OUT_OF_CLASS ?= $(wildcard ../shared/photos)
 # They are CIFAR-10 classifiers: an image-folder model (DATA=) is benchmarked without them.
 
 # Every step in one command (train/pipeline.py): training, QAT, conversion, the accuracy gate, the
 # TFLite Micro check, shipping (card, models, C++) and the report.
 quantize: $(TRAIN_VENV)/.installed
-	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES)) $(if $(DATA),,$(REFERENCE_FLAGS))
+	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES)) $(if $(DATA),,$(REFERENCE_FLAGS) $(if $(OUT_OF_CLASS),--out-of-class $(OUT_OF_CLASS)))
 
 report: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) report --model $(MODEL)

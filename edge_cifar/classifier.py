@@ -24,6 +24,9 @@ from edge_cifar.preprocess import DEFAULT_INPUT_RANGE, INPUT_RANGES, frame_to_in
 STAGES = ("preprocess", "invoke", "postprocess")
 LABELS_BESIDE_MODEL = "labels.txt"
 UNCERTAIN = "uncertain"  # the label of a decision whose best score is below the min score
+# A class of this name was trained as "none of these" (a `_background` folder): it names nothing,
+# so the camera reports it as uncertain.
+BACKGROUND_LABEL = "_background"
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,11 @@ def decide(
     min_score: float,
     timings_ms: dict[str, float],
 ) -> Decision:
-    """Rank the scores once: the top-k, and the label, UNCERTAIN below `min_score`."""
+    """Rank the scores once: the top-k, and the label, UNCERTAIN below `min_score` or when the
+    best class is the `_background` one."""
     ranked = top_categories(scores, labels, top_k)
     best = ranked[0]
-    uncertain = best.score < min_score
+    uncertain = best.score < min_score or best.label == BACKGROUND_LABEL
     return Decision(
         label=UNCERTAIN if uncertain else best.label,
         score=best.score,

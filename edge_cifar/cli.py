@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,8 +22,34 @@ from edge_cifar import bench as benchmark
 from edge_cifar import info as model_info
 from edge_cifar.batch import classify_files
 from edge_cifar.camera import LoopOptions, StopRequest, discard_closed_stream
+from edge_cifar.collect import DEFAULT_INTERVAL_S, DEFAULT_MAX_MB, CollectOptions
 from edge_cifar.interpreter import BackendError, ModelError
-from edge_cifar.preprocess import DEFAULT_INPUT_RANGE, FrameError
+from edge_cifar.options import (
+    CollectEveryOption,
+    CollectIntervalOption,
+    CollectMaxMbOption,
+    CollectOption,
+    DeviceOption,
+    HeadlessOption,
+    HeightOption,
+    InputRange,
+    InputRangeOption,
+    JsonOption,
+    LabelsOption,
+    MaxFramesOption,
+    MinScoreOption,
+    ModelOption,
+    MqttOption,
+    RealtimeOption,
+    Runtime,
+    RuntimeOption,
+    SaveOption,
+    SmoothOption,
+    ThreadsOption,
+    TopKOption,
+    WidthOption,
+)
+from edge_cifar.preprocess import FrameError
 from edge_cifar.sources import (
     SourceError,
     expand_image_paths,
@@ -46,62 +71,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-
-class Runtime(str, Enum):
-    litert = "litert"
-    tflite_runtime = "tflite-runtime"
-    tensorflow = "tensorflow"
-
-
-ModelOption = Annotated[
-    Path | None,
-    typer.Option("--model", "-m", help="A .tflite model [default: the shipped INT8 model]."),
-]
-RuntimeOption = Annotated[
-    Runtime | None,
-    typer.Option(help="Interpreter package [default: the first of them that imports]."),
-]
-ThreadsOption = Annotated[
-    int | None, typer.Option(min=1, help="Interpreter threads [default: the runtime's choice].")
-]
-TopKOption = Annotated[
-    int, typer.Option("--top-k", min=1, max=10, help="Classes listed per result.")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="JSON instead of a table.")]
-MinScoreOption = Annotated[
-    float | None,
-    typer.Option(
-        min=0.0,
-        max=1.0,
-        help="Below this best score the label is 'uncertain' [default: the threshold the "
-        "model's metadata recommends, else 0].",
-    ),
-]
-
-
-class InputRange(str, Enum):
-    unit = "0..1"
-    pixels = "0..255"
-    symmetric = "-1..1"
-
-
-InputRangeOption = Annotated[
-    InputRange | None,
-    typer.Option(
-        "--input-range",
-        help="What the model's float input values span, for a model whose metadata does not "
-        f"say [default: {DEFAULT_INPUT_RANGE}, our models' convention].",
-    ),
-]
-LabelsOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--labels",
-        help="Class names, one a line, for a model whose metadata has none "
-        "[default: labels.txt beside the model, else class indices].",
-    ),
-]
 
 
 @contextmanager
@@ -148,12 +117,6 @@ def classifier_options(
     )
 
 
-def newest_frame_weight(alpha: float) -> float:
-    if not 0.0 < alpha <= 1.0:
-        raise typer.BadParameter(f"{alpha} is not in (0, 1]")
-    return alpha
-
-
 @app.command()
 def classify(
     paths: Annotated[list[str], typer.Argument(help="Image files, folders or globs.")],
@@ -194,48 +157,15 @@ def classify(
         raise typer.Exit(EXIT_SOME_FAILED if failed < len(image_paths) else EXIT_BAD_INPUT)
 
 
-DeviceOption = Annotated[
-    list[str],
-    typer.Option(
-        "--device",
-        "-d",
-        help="Camera index, video file, stream URL, 'picamera2', or image files/folder/glob "
-        "(repeat for several images).",
-    ),
-]
-WidthOption = Annotated[int | None, typer.Option(min=1, help="Requested capture width.")]
-HeightOption = Annotated[int | None, typer.Option(min=1, help="Requested capture height.")]
-MaxFramesOption = Annotated[int | None, typer.Option(min=1, help="Stop after this many.")]
-SaveOption = Annotated[
-    Path | None, typer.Option(help="Write the annotated frames to a video (.mp4 or .avi).")
-]
-SmoothOption = Annotated[
-    float,
-    typer.Option(
-        callback=newest_frame_weight,
-        help="Weight of the newest frame in a moving average of the scores; 1 = no smoothing.",
-    ),
-]
-HeadlessOption = Annotated[bool, typer.Option(help="No window, even where a display exists.")]
-RealtimeOption = Annotated[
-    bool | None,
-    typer.Option(
-        help="Play a video file at its own frame rate [default: on with a window or a page, "
-        "off headless]."
-    ),
-]
-
-
-MqttOption = Annotated[
-    str | None,
-    typer.Option(
-        "--mqtt",
-        metavar="URL",
-        help="Publish decisions to an MQTT broker (Home Assistant discovery included): "
-        "mqtt://[user[:password]@]host[:port][/topic], mqtts:// for TLS; the password may come "
-        "from $EDGE_CIFAR_MQTT_PASSWORD.",
-    ),
-]
+def collect_options(
+    folder: Path | None, every: int | None, max_mb: float, interval_s: float
+) -> CollectOptions | None:
+    """--collect's options; which score is unsure is the classifier's to say (wiring.py)."""
+    if folder is None:
+        return None
+    return CollectOptions(
+        folder, every=every, min_interval_s=interval_s, max_bytes=int(max_mb * 1e6)
+    )
 
 
 @app.command()
@@ -259,6 +189,10 @@ def camera(
         bool, typer.Option("--json/--no-json", help="One JSON line per frame on stdout.")
     ] = True,
     mqtt: MqttOption = None,
+    collect: CollectOption = None,
+    collect_every: CollectEveryOption = None,
+    collect_max_mb: CollectMaxMbOption = DEFAULT_MAX_MB,
+    collect_interval: CollectIntervalOption = DEFAULT_INTERVAL_S,
 ) -> None:
     """Classify a live camera, a video or a stream; a summary goes to stderr at the end."""
     stop = StopRequest()
@@ -280,6 +214,7 @@ def camera(
             options=LoopOptions(max_frames, smooth),
             stop=stop,
             mqtt=mqtt,
+            collect=collect_options(collect, collect_every, collect_max_mb, collect_interval),
             devices=device,
         )
         loop.run(classifier)
@@ -330,6 +265,10 @@ def serve(
         ),
     ] = [],  # noqa: B006 (typer reads it, never mutates it)
     mqtt: MqttOption = None,
+    collect: CollectOption = None,
+    collect_every: CollectEveryOption = None,
+    collect_max_mb: CollectMaxMbOption = DEFAULT_MAX_MB,
+    collect_interval: CollectIntervalOption = DEFAULT_INTERVAL_S,
 ) -> None:
     """The camera loop plus a web server: a live page (/), POST /classify, /healthz, /metrics.
 
@@ -363,6 +302,7 @@ def serve(
             options=LoopOptions(max_frames, smooth),
             stop=stop,
             mqtt=mqtt,
+            collect=collect_options(collect, collect_every, collect_max_mb, collect_interval),
             devices=device,
         )
         loop.sinks.append(service.sink)

@@ -29,7 +29,12 @@ def int8_filename(model: str = DEFAULT_MODEL) -> str:
 
 def default_model_path() -> Path:
     """The shipped INT8 model: inside the installed package first, else in the checkout."""
-    name = int8_filename()
+    return shipped_model_path(DEFAULT_MODEL)
+
+
+def shipped_model_path(model: str) -> Path:
+    """A shipped model's INT8 file, by the model's name (`default`, `pi`, `tiny`)."""
+    name = int8_filename(model)
     for folder in (PACKAGE_MODELS_DIR, CHECKOUT_MODELS_DIR):
         if (folder / name).is_file():
             return folder / name
@@ -37,6 +42,14 @@ def default_model_path() -> Path:
         f"no shipped model {name} (looked in {PACKAGE_MODELS_DIR} and {CHECKOUT_MODELS_DIR}); "
         "pass --model PATH or build one with `make quantize`"
     )
+
+
+def model_path(model: Path | None) -> Path:
+    """What `--model` names: a file, else a shipped model's name; none: the default model."""
+    if model is None:
+        return default_model_path()
+    is_name = model.suffix != ".tflite" and model.name == str(model) and not model.exists()
+    return shipped_model_path(str(model)) if is_name else model
 
 
 def card_path(model_path: Path) -> Path | None:

@@ -144,7 +144,11 @@ def _model_sized(frame: npt.NDArray[np.generic], height: int, width: int) -> Mat
     square = cast("MatLike", center_square(frame))
     if square.shape[:2] != (height, width):
         # INTER_AREA averages the pixels a target pixel covers: no aliasing when shrinking a frame.
-        square = cv2.resize(square, (width, height), interpolation=cv2.INTER_AREA)
+        # Enlarging, it repeats pixels in blocks, which an ImageNet backbone reads as texture:
+        # a cubic kernel enlarges smoothly (train/NOTES.md, the linear probe).
+        shrinking = square.shape[0] >= height and square.shape[1] >= width
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+        square = cv2.resize(square, (width, height), interpolation=interpolation)
     return square
 
 

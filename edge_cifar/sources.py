@@ -24,6 +24,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from edge_cifar import MAX_IMAGE_PIXELS
+from edge_cifar.orientation import exif_orientation, upright
 from edge_cifar.preprocess import FrameError, to_uint8
 
 Frame = npt.NDArray[np.uint8]
@@ -122,7 +123,8 @@ def declared_size(encoded: bytes) -> tuple[int, int] | None:
 def decode_image(
     encoded: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> npt.NDArray[np.generic]:
-    """Encoded image bytes as OpenCV decodes them, unchanged: gray/BGR/BGRA, 8 or 16-bit.
+    """Encoded image bytes as OpenCV decodes them, unchanged (gray/BGR/BGRA, 8 or 16-bit) but
+    turned upright as their EXIF orientation says.
 
     The header's declared size is checked first: a decompression bomb is refused undecoded.
     """
@@ -153,7 +155,7 @@ def decode_image(
         ) from None
     if image is None or image.size == 0:
         raise SourceError(f"{name}: not an image OpenCV can decode (corrupt, truncated or unknown)")
-    return image
+    return upright(image, exif_orientation(encoded))
 
 
 def read_image(path: Path, max_bytes: int = MAX_IMAGE_FILE_BYTES) -> npt.NDArray[np.generic]:
@@ -182,8 +184,21 @@ def read_image(path: Path, max_bytes: int = MAX_IMAGE_FILE_BYTES) -> npt.NDArray
     return decode_image(encoded, str(path))
 
 
+def folder_images(folder: Path) -> list[Path]:
+    """A folder's image files, then those of each subfolder: a folder of class folders (what
+    `make quantize DATA=` and `camera --collect` use) is classified whole."""
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    images = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    for subfolder in (p for p in entries if p.is_dir()):
+        images += sorted(
+            p for p in subfolder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
+    return images
+
+
 def expand_image_paths(patterns: Sequence[str]) -> list[Path]:
-    """Files, folders (their image files, sorted) and globs → image paths, in the order given.
+    """Files, folders (their image files and their class folders', sorted) and globs → image
+    paths, in the order given.
 
     A named file is kept whatever its suffix, and so is a missing path or a glob that matches
     nothing, so that reading reports it rather than it vanishing; an empty folder is a SourceError.
@@ -192,7 +207,7 @@ def expand_image_paths(patterns: Sequence[str]) -> list[Path]:
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = folder_images(path)
             if not found:
                 raise SourceError(f"{path}: no image files in this folder")
             paths.extend(found)

@@ -21,8 +21,9 @@ from edge_cifar.camera import (
     window_problem,
 )
 from edge_cifar.classifier import UNCERTAIN, Classifier
+from edge_cifar.collect import DEFAULT_BELOW, CollectOptions, CollectSink
 from edge_cifar.interpreter import Model
-from edge_cifar.model_files import default_model_path
+from edge_cifar.model_files import model_path
 from edge_cifar.sources import FrameSource, SourceError
 
 Say = Callable[[str], None]
@@ -30,8 +31,9 @@ MQTT_HINT = "--mqtt needs the mqtt extra: pip install 'edge-cifar[mqtt]' (or '.[
 
 
 def load_model(model: Path | None, runtime: str | None, threads: int | None) -> Model:
-    """`model`, else the shipped INT8 model, on `runtime` (else the first that loads)."""
-    return Model(model or default_model_path(), threads=threads, runtime=runtime)
+    """`model` (a file, or a shipped model's name), else the shipped INT8 model, on `runtime`
+    (else the first that loads)."""
+    return Model(model_path(model), threads=threads, runtime=runtime)
 
 
 @dataclass(frozen=True)
@@ -111,12 +113,17 @@ def prepare_loop(
     stop: StopRequest,
     mqtt: str | None,
     devices: Sequence[str] = (),
+    collect: CollectOptions | None = None,
 ) -> Loop:
     """The sinks for `camera` and `serve`; a file plays in real time where a person watches.
     `stop` is the command's, its handlers installed first thing; `devices` are the --device
     values: a video is never saved onto one of them."""
     try:
         sinks: list[Sink] = [JsonLinesSink()] if json_lines else []
+        if collect is not None:
+            # Unsure: under the classifier's min score (--min-score, else the model's threshold).
+            below = classifier.min_score or DEFAULT_BELOW
+            sinks.append(CollectSink(replace(collect, below=below), say=say))
         if save is not None:
             sinks.append(VideoFileSink(save, source.fps, [Path(d) for d in devices]))
         problem = None if headless else window_problem()

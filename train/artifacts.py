@@ -111,6 +111,10 @@ class RunFiles:
     def robustness(self) -> Path:
         return self.root / "robustness.json"
 
+    @property
+    def open_set(self) -> Path:
+        return self.root / "open_set.json"
+
 
 class RecipeMismatchError(DataError):
     """The run folder was started with another recipe: reported like bad input, before training."""

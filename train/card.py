@@ -97,22 +97,24 @@ class RobustnessSummary:
     test_images: int
     corruptions: list[str]
     held_out: list[str]
-    float_mca: float
+    float_mca: float | None  # None: the INT8 file alone was benchmarked (a backbone model)
     int8_mca: float
     float_mca_held_out: float | None
     int8_mca_held_out: float | None
 
 
 @dataclass(frozen=True)
-class PhotoCheck:
-    """The model on real photos: of its classes (accuracy), and of other things (how well its
-    top score tells them apart, as the area under the ROC curve)."""
+class OpenSet:
+    """Test images against real photos of other things, by top score (train/calibration.py)."""
 
-    source: str
-    images: int
-    accuracy: float
-    out_of_class_images: int | None = None
-    out_of_class_auroc: float | None = None
+    out_of_class_folder: str
+    rule: str
+    auroc: float
+    in_class_images: int
+    out_of_class_photos: int
+    in_class_accuracy: float  # correct, whatever the score
+    in_class_named_right: float  # correct and at or above the threshold; the photos: under it
+    out_of_class_uncertain: float
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ class ModelCard:
     tflm_images_checked: int | None = None
     tflm_version: str | None = None
     uncertain_threshold: float | None = None  # below this top score the device says "uncertain"
-    real_photos: PhotoCheck | None = None
+    open_set: OpenSet | None = None
     keys: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
 
@@ -163,7 +165,7 @@ SHARED_KEYS += ("input_size", "parameters", "multiply_adds", "float_model", "tra
 SHARED_KEYS += ("training_cost", "data", "versions")
 TFLM_KEYS: tuple[str, ...] = ("tflm_arena_bytes", "tflm_max_output_diff_steps", "tflm_ops")
 TFLM_KEYS += ("tflm_images_checked", "tflm_version")
-NEW_KEYS = ("uncertain_threshold", "real_photos")
+NEW_KEYS = ("uncertain_threshold", "open_set")
 DEVICE_KEYS = (*SHARED_KEYS, "start", "int8_accuracy", "float_accuracy", "float_tflite_accuracy")
 DEVICE_KEYS += ("int8_drop_pt", "int8_agreement_with_float", "test_images", "int8_per_class")
 DEVICE_KEYS += ("int8_macro_avg", "int8_confusion_matrix", "robustness", "int8_model")
@@ -338,28 +340,26 @@ def accuracy_lines(card: ModelCard) -> list[str]:
 def robustness_lines(card: ModelCard) -> list[str]:
     lines = []
     if robustness := card.robustness:
-        held_out = robustness.int8_mca_held_out
         lines += [
             f"Under camera-style corruptions ({len(robustness.corruptions)} CIFAR-10-C kinds x 5 "
             f"severities, {robustness.test_images} test images; `python -m train robustness`): "
-            f"mean corrupted accuracy (mCA) **{100 * robustness.int8_mca:.2f}% INT8** / "
-            f"{100 * robustness.float_mca:.2f}% float; over the kinds training never imitates "
+            f"mean corrupted accuracy (mCA) **{100 * robustness.int8_mca:.2f}% INT8**"
+            + (f" / {100 * float_mca:.2f}% float" if (float_mca := robustness.float_mca) else "")
+            + "; over the kinds training never imitates "
             f"({', '.join(robustness.held_out)}): "
-            + (f"{100 * held_out:.2f}% INT8" if held_out is not None else "none measured")
+            + (f"{100 * h:.2f}% INT8" if (h := robustness.int8_mca_held_out) else "none measured")
             + ". Per corruption and severity: the report.",
             "",
         ]
-    if photos := card.real_photos:
+    if check := card.open_set:
         lines += [
-            f"On {photos.images} real photos ({photos.source}): {100 * photos.accuracy:.2f}% right"
-            + (
-                f"; {photos.out_of_class_images} photos of other things told apart by the top "
-                f"score with AUROC {photos.out_of_class_auroc:.3f}"
-                if photos.out_of_class_auroc is not None
-                else ""
-            )
-            + ".",
-            "",
+            f"Real photos of other things ({check.out_of_class_photos} held-out photos of "
+            f"`{check.out_of_class_folder}`) against the {check.in_class_images} test images: "
+            f"the top score tells them apart with AUROC {check.auroc:.3f}; at the uncertain "
+            f"threshold {card.uncertain_threshold:g}, {100 * check.out_of_class_uncertain:.1f}% "
+            f"of the photos are called uncertain and {100 * check.in_class_named_right:.2f}% of "
+            f"the test images are still named right ({100 * check.in_class_accuracy:.2f}% with "
+            f"--min-score 0). Threshold rule: {check.rule}.\n",
         ]
     return lines
 

@@ -30,6 +30,7 @@ from train.options import (
     MaxDropOption,
     ModelOption,
     OutDirOption,
+    OutOfClassOption,
     QuickOption,
     ReferenceOption,
     RunsOption,
@@ -40,8 +41,11 @@ from train.options import (
 from train.report import report_run
 from train.robustness import ModelUnderTest, benchmark, markdown_table, write_result
 from train.run import (
+    BACKBONES,
     FOLDER_SIZES,
     INITS,
+    PHOTO_DEFAULT_SIZE,
+    PHOTO_SIZES,
     ROBUSTNESS_QUICK_IMAGES,
     FolderSource,
     Run,
@@ -105,8 +109,14 @@ def source(
         typer.Option("--name", help="The shipped model's name (default: the folder's name)."),
     ] = None,
     size: Annotated[
-        int, typer.Option("--size", help=f"Input side in pixels, one of {FOLDER_SIZES}.")
-    ] = 64,
+        int | None,
+        typer.Option(
+            "--size",
+            help="Input side in pixels: --backbone lite0 one of "
+            f"{PHOTO_SIZES} (default {PHOTO_DEFAULT_SIZE}), cifar one of {FOLDER_SIZES} "
+            "(default 64).",
+        ),
+    ] = None,
     skip_bad: Annotated[
         bool,
         typer.Option("--skip-bad", help="Leave unreadable image files out (and count them)."),
@@ -116,19 +126,35 @@ def source(
         typer.Option(
             "--init",
             help="Start from the shipped CIFAR-10 model's conv weights ('pretrained'), from "
-            "random weights ('scratch'), or 'auto': pretrained for small data sets.",
+            "random weights ('scratch'), or 'auto': pretrained for small data sets "
+            "(--backbone cifar).",
         ),
     ] = "auto",
+    backbone: Annotated[
+        str,
+        typer.Option(
+            "--backbone",
+            help="'lite0': EfficientNet-Lite0's ImageNet features under a new head (photos); "
+            "'cifar': --model's CIFAR-10 net, microcontroller-sized.",
+        ),
+    ] = "lite0",
 ) -> None:
     """CIFAR-10 (or an image folder) → float model → QAT → full-INT8 TFLite → evaluation →
     TFLite Micro → firmware_models/ and a report."""
     if images is None:
         return
-    if size not in FOLDER_SIZES:
-        raise typer.BadParameter(f"--size must be one of {FOLDER_SIZES}, got {size}")
+    if backbone not in BACKBONES:
+        raise typer.BadParameter(f"--backbone must be one of {BACKBONES}, got {backbone!r}")
+    photos = backbone == "lite0"
+    sizes = PHOTO_SIZES if photos else FOLDER_SIZES
+    size = (PHOTO_DEFAULT_SIZE if photos else 64) if size is None else size
+    if size not in sizes:
+        raise typer.BadParameter(f"--size must be one of {sizes} with {backbone}, got {size}")
     if init not in INITS:
         raise typer.BadParameter(f"--init must be auto, pretrained or scratch, got {init!r}")
-    ctx.obj = FolderSource(images, test_images, name or images.resolve().name, size, skip_bad, init)
+    ctx.obj = FolderSource(
+        images, test_images, name or images.resolve().name, size, skip_bad, init, backbone
+    )
 
 
 @app.command()
@@ -193,16 +219,19 @@ def evaluate(
     runs_dir: RunsOption = Path("runs"),
     max_drop: MaxDropOption = 1.0,
     reference: ReferenceOption = None,
+    out_of_class: OutOfClassOption = None,
 ) -> None:
-    """Float Keras vs float TFLite vs INT8 TFLite on the test set, and the robustness benchmark;
-    exit 1 if INT8 drops too much."""
+    """Float Keras vs float TFLite vs INT8 TFLite on the test set, the uncertain threshold (with
+    --out-of-class) and the robustness benchmark; exit 1 if INT8 drops too much."""
 
     run = opened(ctx, model, data_dir, quick, runs_dir)
     from train import pipeline  # TensorFlow, after the inputs are read (module docstring)
 
     references = scorers(reference, "0..255")
     with reported():
-        pipeline.evaluate_models(run, max_drop=max_drop, references=references)
+        pipeline.evaluate_models(
+            run, max_drop=max_drop, references=references, out_of_class=out_of_class
+        )
 
 
 @app.command()
@@ -216,6 +245,7 @@ def quantize(
     firmware_dir: FirmwareOption = None,
     devices: DevicesOption = 1,
     reference: ReferenceOption = None,
+    out_of_class: OutOfClassOption = None,
 ) -> None:
     """The whole pipeline: float training (if no float model yet), QAT, conversion, the accuracy
     check, TFLite Micro, shipping to firmware_models/ and the report (a float teacher: float
@@ -232,6 +262,7 @@ def quantize(
             firmware_dir=firmware_dir or default_firmware_dir(run.files, quick),
             report_dir=report_dir(run.files.root, run.files.model_name, quick, None),
             references=references,
+            out_of_class=out_of_class,
         )
     say(written[:-1], "shipped")
     print(f"wrote the report: {written[-1]}", file=sys.stderr)

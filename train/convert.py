@@ -22,6 +22,8 @@ from train.qat import load_float_model, load_qat_model
 from train.recipe import ModelConfig
 
 REPRESENTATIVE_IMAGES = 200
+# Without QAT the converter's own ranges are all there is: calibrate on more images.
+POST_TRAINING_IMAGES = 1000
 # Integer types a full-integer model may hold: int8 activations/weights, int32 biases.
 INTEGER_TYPES = {"int8", "int32"}
 
@@ -30,14 +32,36 @@ class ConversionError(RuntimeError):
     pass
 
 
-def convert_run(config: ModelConfig, files: RunFiles, train: Split) -> list[Path]:
+def convert_run(
+    config: ModelConfig,
+    files: RunFiles,
+    train: Split,
+    uncertain_threshold: float | None = None,
+) -> list[Path]:
     """The run's float model as float32 TFLite, its QAT model as full INT8 (calibrated on
-    `train`), the uint8-interface twin; every file stamped with its metadata."""
-    to_float_tflite(load_float_model(config, files), files.float_model)
-    to_int8_tflite(load_qat_model(config, files), train, files.int8_model)
+    `train`; a recipe without QAT quantizes the float model after training), the uint8-interface
+    twin; every file stamped with its metadata."""
+    float_model = load_float_model(config, files)
+    to_float_tflite(float_model, files.float_model)
+    if config.recipe.qat_epochs:
+        to_int8_tflite(load_qat_model(config, files), train, files.int8_model)
+    else:
+        to_int8_tflite(float_model, train, files.int8_model, POST_TRAINING_IMAGES)
     write_uint8_model(files.int8_model, files.uint8_model)
-    # The labels travel in the model: the training split's class names (CIFAR-10's or the folder's).
-    about = ModelDescription(config.name, config.description, train.class_names)
+    return stamp_run(config, files, train.class_names, uncertain_threshold)
+
+
+def stamp_run(
+    config: ModelConfig,
+    files: RunFiles,
+    labels: tuple[str, ...],
+    uncertain_threshold: float | None = None,
+) -> list[Path]:
+    """The metadata into the run's three model files: the labels travel in the model (the training
+    split's class names, CIFAR-10's or the folder's), and the uncertain threshold once chosen."""
+    about = ModelDescription(
+        config.name, config.description, labels, uncertain_threshold=uncertain_threshold
+    )
     written = [files.float_model, files.int8_model, files.uint8_model]
     for path in written:
         stamp(path, about)
@@ -50,17 +74,19 @@ def to_float_tflite(model: keras.Model, path: Path) -> Path:
     return path
 
 
-def to_int8_tflite(qat_model: keras.Model, calibration: Split, path: Path) -> Path:
-    """Full-integer conversion: every op int8, input and output int8, no float tensor left."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(qat_model)
+def to_int8_tflite(
+    model: keras.Model, calibration: Split, path: Path, images: int = REPRESENTATIVE_IMAGES
+) -> Path:
+    """Full-integer conversion: every op int8, input and output int8, no float tensor left. A QAT
+    model carries its ranges; a float model's are measured on `images` calibration images."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
 
     def representative() -> Iterator[list[np.ndarray]]:
-        # QAT already fixed every range; these samples only satisfy the converter's input check.
-        for image in calibration.images[:REPRESENTATIVE_IMAGES]:
+        for image in calibration.images[:images]:
             yield [(image[np.newaxis].astype(np.float32) * PIXEL_SCALE)]
 
     converter.representative_dataset = representative

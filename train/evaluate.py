@@ -76,21 +76,22 @@ def summary_line(result: dict[str, Any]) -> str:
 
 
 def evaluate_robustness(
-    files: RunFiles, test: Split, references: Mapping[str, Scorer]
+    files: RunFiles,
+    test: Split,
+    references: Mapping[str, Scorer],
+    kinds: tuple[str, ...] = ("float", "int8"),
 ) -> dict[str, Any]:
-    """The float and INT8 TFLite models, and any reference models beside them, under the
+    """The run's TFLite models (`kinds` of them), and any reference models beside them, under the
     robustness benchmark's corruptions, through the camera's code (robustness.json)."""
-    models = [
-        ModelUnderTest(kind, tflite_scorer(path))
-        for kind, path in (("float", files.float_model), ("int8", files.int8_model))
-    ]
+    paths = {"float": files.float_model, "int8": files.int8_model}
+    models = [ModelUnderTest(kind, tflite_scorer(paths[kind])) for kind in kinds]
     models += [ModelUnderTest(name, scorer) for name, scorer in references.items()]
     result = benchmark(models, test)
     write_atomic(files.robustness, json.dumps(result, indent=1).encode())
-    mca = {kind: f"{100 * facts['mca']:.2f}%" for kind, facts in result["models"].items()}
+    mca = ", ".join(f"{kind} {100 * result['models'][kind]['mca']:.2f}%" for kind in kinds)
     print(
         f"mean accuracy under {len(result['corruptions'])} corruptions x 5 severities on "
-        f"{result['test_images']} images: float {mca['float']}, INT8 {mca['int8']}",
+        f"{result['test_images']} images: {mca}",
         file=sys.stderr,
     )
     return result

@@ -26,6 +26,9 @@ from train.precision import FLOAT32, float_training_precision, use_precision
 from train.recipe import ModelConfig, Recipe
 from train.transfer import pretrained_model
 
+CHECKPOINT_STEPS = 200
+PROGRESS_SECONDS = 60.0
+
 
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
     """Linear warm-up to `peak`, then cosine decay to zero at `total_steps`."""
@@ -77,6 +80,42 @@ class HistoryLog(keras.callbacks.Callback):  # type: ignore[misc]
             }
         )
         write_atomic(self.path, json.dumps(entries, indent=1).encode())
+
+
+class ProgressLog(keras.callbacks.Callback):  # type: ignore[misc]
+    """A line every `interval` seconds within an epoch (images/s, the epoch's ETA, loss and
+    accuracy so far) for a log file, where Keras' progress bar would print one line per epoch."""
+
+    def __init__(
+        self, phase: str, epochs: int, steps: int, batch_size: int, interval: float
+    ) -> None:
+        super().__init__()
+        self.phase, self.epochs, self.steps = phase, epochs, steps
+        self.batch_size, self.interval = batch_size, interval
+        self.epoch, self.started, self.last, self.first_step = 0, 0.0, 0.0, 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.epoch, self.started = epoch, time.monotonic()
+        self.last, self.first_step = self.started, -1
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        now = time.monotonic()
+        if self.first_step < 0:  # a resumed epoch starts mid-way
+            self.first_step, self.started = batch, now
+        if now - self.last < self.interval or batch == self.first_step:
+            return
+        self.last = now
+        rate = (batch - self.first_step) / (now - self.started)
+        eta = (self.steps - 1 - batch) / rate
+        logs = logs or {}
+        print(
+            f"{self.phase} epoch {self.epoch + 1}/{self.epochs}: step {batch + 1}/{self.steps}, "
+            f"{rate * self.batch_size:.1f} images/s, epoch ETA {eta / 60:.1f} min, "
+            f"loss {logs.get('loss', float('nan')):.4f}, "
+            f"accuracy {logs.get('accuracy', float('nan')):.4f}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def seed_everything(seed: int) -> None:
@@ -162,6 +201,12 @@ def train_phase(
     backup_dir = files.backup_dir(phase.name)
     if backup_dir.exists():
         print(f"{phase.name}: resuming from the checkpoint in {backup_dir}", file=sys.stderr)
+    # A progress bar per step on a terminal; one line per epoch and a line a minute in a log file.
+    progress = (
+        []
+        if sys.stdout.isatty()
+        else [ProgressLog(phase.name, phase.epochs, steps, recipe.batch_size, PROGRESS_SECONDS)]
+    )
     model.fit(
         training_dataset(
             train, targets, recipe.batch_size, recipe.seed, recipe.cutout, recipe.camera_augment
@@ -170,11 +215,14 @@ def train_phase(
         # None: a final run on all training images holds none out.
         validation_data=evaluation_dataset(validation) if len(validation) else None,
         callbacks=[
-            keras.callbacks.BackupAndRestore(str(backup_dir)),
+            # Mid-epoch checkpoints too: an epoch of a large model outlasts a sitting's margin.
+            keras.callbacks.BackupAndRestore(
+                str(backup_dir), save_freq=min(steps, CHECKPOINT_STEPS)
+            ),
             HistoryLog(files.history(phase.name), phase.name, phase.precision),
             keras.callbacks.TerminateOnNaN(),
+            *progress,
         ],
-        # A progress bar per step on a terminal; one line per epoch in a log file.
         verbose=1 if sys.stdout.isatty() else 2,
     )
     save_weights(model, phase.weights)
@@ -192,7 +240,7 @@ def train_float(config: ModelConfig, train: Split, validation: Split, files: Run
         recipe.peak_lr,
         recipe.warmup_epochs,
         files.float_weights,
-        float_training_precision(),
+        recipe.precision or float_training_precision(),
     )
     pretrained = recipe.pretrained
 

@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge_cifar.orientation import exif_orientation, upright
 from edge_cifar.preprocess import FrameError, frame_to_rgb
 from train.artifacts import read_json, write_atomic
 from train.data import DataError, Split
@@ -102,7 +103,8 @@ def read_image(path: Path, size: int) -> tuple[str, np.ndarray | None]:
     if frame is None:
         return digest, None
     try:
-        return digest, frame_to_rgb(frame, size, size)
+        # Turned as its EXIF orientation says, which IMREAD_UNCHANGED does not do.
+        return digest, frame_to_rgb(upright(frame, exif_orientation(content)), size, size)
     except FrameError:
         return digest, None
 

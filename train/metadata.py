@@ -18,6 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from importlib import metadata as package_metadata
 from pathlib import Path
+from typing import Any
 
 import flatbuffers
 
@@ -51,6 +52,9 @@ class ModelDescription:
     description: str
     labels: tuple[str, ...]
     normalization: Normalization = INPUT_RANGES[DEFAULT_INPUT_RANGE]
+    # The top score under which the device reports "uncertain" (ScoreThresholdingOptions on the
+    # output, which MediaPipe Tasks applies too); None: the model recommends none.
+    uncertain_threshold: float | None = None
     version: str = ""  # empty: edge-cifar's package version
     author: str = AUTHOR
     licence: str = LICENCE
@@ -95,17 +99,43 @@ def with_metadata(model_content: bytes, about: ModelDescription) -> bytes:
                     color_space_type=schema.ColorSpaceType.RGB,
                     tensor_type=writer_utils.get_input_tensor_types(buffer)[0],
                 ),
-                output_md=metadata_info.ClassificationTensorMd(
-                    name="probability",
-                    description=f"Scores of the {len(about.labels)} classes, in label order.",
-                    label_files=[metadata_info.LabelFileMd(file_path=str(labels_path))],
-                    tensor_type=writer_utils.get_output_tensor_types(buffer)[0],
+                output_md=_thresholded(
+                    metadata_info.ClassificationTensorMd(
+                        name="probability",
+                        description=f"Scores of the {len(about.labels)} classes, in label order.",
+                        label_files=[metadata_info.LabelFileMd(file_path=str(labels_path))],
+                        tensor_type=writer_utils.get_output_tensor_types(buffer)[0],
+                    ),
+                    about.uncertain_threshold,
+                    schema,
                 ),
             )
             populated = bytes(writer.populate())
         except (ValueError, RuntimeError) as error:
             raise MetadataError(f"the metadata writer refused the model: {error}") from None
     return with_fixed_file_dates(populated)
+
+
+def _thresholded(output_md: Any, threshold: float | None, schema: Any) -> Any:
+    """The output's metadata with a ScoreThresholdingOptions process unit when `threshold` is set
+    (the writer has no parameter for it; its classification metadata has no other unit)."""
+    if threshold is None:
+        return output_md
+    if not 0.0 <= threshold < 1.0:
+        raise MetadataError(f"an uncertain threshold must be in 0..1, got {threshold}")
+    create = output_md.create_metadata
+
+    def create_metadata() -> Any:
+        tensor = create()
+        unit = schema.ProcessUnitT()
+        unit.optionsType = schema.ProcessUnitOptions.ScoreThresholdingOptions
+        unit.options = schema.ScoreThresholdingOptionsT()
+        unit.options.globalScoreThreshold = threshold
+        tensor.processUnits = [*(tensor.processUnits or []), unit]
+        return tensor
+
+    output_md.create_metadata = create_metadata
+    return output_md
 
 
 # The zip format's earliest date. The writer dates each associated file "now"; a fixed date makes a

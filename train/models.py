@@ -12,8 +12,17 @@ from typing import Any
 import tf_keras as keras
 
 from train.airbench import airbench_net
+from train.backbones import LITE0_BLOCKS, lite0_classifier
 from train.labels import NUM_CLASSES
-from train.recipe import INPUT_SHAPE, AirbenchNet, ModelConfig, Net, ResidualNet, SeedNet
+from train.recipe import (
+    INPUT_SHAPE,
+    AirbenchNet,
+    Lite0Net,
+    ModelConfig,
+    Net,
+    ResidualNet,
+    SeedNet,
+)
 
 
 def conv_bn_relu(x: Any, filters: int, name: str, strides: int = 1) -> Any:
@@ -118,6 +127,14 @@ def build_net(net: Net, input_shape: tuple[int, int, int], classes: int) -> kera
         )
     if isinstance(net, AirbenchNet):
         return airbench_net(net.widths, net.name, input_shape, classes)
+    if isinstance(net, Lite0Net):
+        return lite0_classifier(
+            classes,
+            image_size=input_shape[0],
+            backbone_size=net.backbone_size,
+            frozen_blocks=LITE0_BLOCKS if net.frozen_blocks is None else net.frozen_blocks,
+            name=net.name,
+        )
     raise TypeError(f"no builder for {type(net).__name__}")
 
 

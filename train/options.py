@@ -52,6 +52,14 @@ ReferenceOption = Annotated[
         "float and INT8 models in the robustness benchmark; repeatable.",
     ),
 ]
+OutOfClassOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out-of-class",
+        help="A folder of photos of none of the model's classes (any layout): with the validation "
+        "split, it chooses the recommended uncertain threshold the model carries.",
+    ),
+]
 MaxDropOption = Annotated[
     float,
     typer.Option("--max-drop", help="Fail when INT8 accuracy is this many points below float."),

@@ -1,10 +1,12 @@
 """The steps of `python -m train quantize`, in their order; each runs alone on a `Run`.
 
     fit       float training (resumes; skipped when the float weights exist)     float.h5
-    qat       quantization-aware fine-tuning (the same)                          qat.h5
+    qat       quantization-aware fine-tuning (the same; a recipe of 0 QAT epochs   qat.h5
+              is quantized after training instead)
     convert   float and full-INT8 TFLite, the uint8-interface file, metadata     *.tflite
-    evaluate  float vs INT8 through edge_cifar, the INT8 gate, robustness        evaluation.json,
-                                                                                 predictions.npz,
+    evaluate  float vs INT8 through edge_cifar, the INT8 gate, the uncertain     evaluation.json,
+              threshold (with out-of-class photos), robustness                   predictions.npz,
+                                                                                 open_set.json,
                                                                                  robustness.json
     firmware  the INT8 model in TFLite Micro: arena, ops, same classes           (in the card)
     ship      the card, built once, and every file into firmware_models/         <model>.card.*,
@@ -22,14 +24,22 @@ from pathlib import Path
 from typing import Any
 
 from train import data
-from train.convert import convert_run
+from train.calibration import calibrate
+from train.convert import convert_run, stamp_run
 from train.devices import split_cpu
 from train.evaluate import evaluate, evaluate_robustness
 from train.firmware import DEFAULT_IMAGES, TflmCheck, check_model
 from train.fit import train_float
+from train.photo_transfer import (
+    PHOTO_START,
+    QUICK_VIEWS,
+    VIEWS,
+    recorded_threshold,
+    train_photo_model,
+)
 from train.qat import load_float_model, train_qat
 from train.report import load_run, write_report
-from train.run import ROBUSTNESS_QUICK_IMAGES, Int8DropError, Run
+from train.run import Int8DropError, Run
 from train.scoring import Scorer
 from train.ship import device_card
 from train.ship import ship as ship_files
@@ -43,10 +53,18 @@ class Evaluation:
     result: dict[str, Any]  # evaluation.json
     robustness: dict[str, Any]  # robustness.json
     parameters: int
+    open_set: dict[str, Any] | None = None  # open_set.json: the uncertain threshold and its check
 
 
 def fit(run: Run) -> Path:
     split_cpu(run.devices)
+    if run.photos:
+        # A head on the frozen backbone's cached features, beside the run folders.
+        cache = run.files.root.parent / ".cache"
+        views = QUICK_VIEWS if run.quick else VIEWS
+        return train_photo_model(
+            run.config, run.train, run.validation, run.files, cache, views=views
+        )
     return train_float(run.config, run.train, run.validation, run.files)
 
 
@@ -56,15 +74,21 @@ def qat(run: Run) -> Path:
 
 
 def convert(run: Run) -> list[Path]:
-    return convert_run(run.config, run.files, run.train)
+    # A photo model's threshold comes from its transfer step; others' from `evaluate_models`.
+    return convert_run(run.config, run.files, run.train, recorded_threshold(run.files))
 
 
 def evaluate_models(
-    run: Run, *, max_drop: float, references: Mapping[str, Scorer] | None = None
+    run: Run,
+    *,
+    max_drop: float,
+    references: Mapping[str, Scorer] | None = None,
+    out_of_class: Path | None = None,
 ) -> Evaluation:
     """Float Keras, float TFLite and INT8 TFLite on the test images; Int8DropError when INT8 is
-    more than `max_drop` points below float; then the robustness benchmark on the same images (a
-    small subset when QUICK), any reference models beside ours."""
+    more than `max_drop` points below float. With `out_of_class` photos and a validation split,
+    the uncertain threshold is chosen and stamped into the model files. Then the robustness
+    benchmark on the same images (a small subset when QUICK), any reference models beside ours."""
     float_model = load_float_model(run.config, run.files)
     test = run.test
     result = evaluate(float_model, run.files, test)
@@ -73,9 +97,20 @@ def evaluate_models(
             f"INT8 accuracy is {result['int8_drop_pt']:.2f} pt below float "
             f"(allowed: {max_drop:.2f}); nothing shipped"
         )
-    robustness_test = data.subset(test, ROBUSTNESS_QUICK_IMAGES) if run.quick else test
-    robustness = evaluate_robustness(run.files, robustness_test, dict(references or {}))
-    return Evaluation(result, robustness, int(float_model.count_params()))
+    open_set = None
+    if out_of_class is not None and len(run.validation):
+        open_set = calibrate(run.files, run.validation, test, out_of_class)
+        stamp_run(run.config, run.files, run.train.class_names, open_set["threshold"])
+    images = run.robustness_images
+    robustness_test = test if images is None else data.subset(test, images)
+    robustness = evaluate_robustness(
+        run.files,
+        robustness_test,
+        dict(references or {}),
+        # A backbone's float file runs several times slower than its INT8 one: hours here.
+        kinds=("int8",) if run.config.backbone else ("float", "int8"),
+    )
+    return Evaluation(result, robustness, int(float_model.count_params()), open_set)
 
 
 def check_firmware(int8_model: Path, data_dir: Path | None) -> TflmCheck:
@@ -97,6 +132,8 @@ def ship(
         evaluation.robustness,
         parameters=evaluation.parameters,
         tflm=tflm,
+        open_set=evaluation.open_set,
+        start=PHOTO_START if run.photos else None,
     )
     return ship_files(card, run.files, firmware_dir, tflm)
 
@@ -114,16 +151,22 @@ def quantize(
     firmware_dir: Path,
     report_dir: Path,
     references: Mapping[str, Scorer] | None = None,
+    out_of_class: Path | None = None,
 ) -> list[Path]:
     """Every step, in order; returns the files shipped and the report's index. A QUICK run skips
-    the TFLite Micro check (seconds of a test's minutes, and its model is never flashed)."""
+    the TFLite Micro check (seconds of a test's minutes, and its model is never flashed), and so
+    does a backbone model, which no microcontroller holds."""
     fit(run)
     if run.config.float_only:
         return ship_float_teacher(run, firmware_dir)
-    qat(run)
+    if run.config.recipe.qat_epochs:
+        qat(run)
     convert(run)
-    evaluation = evaluate_models(run, max_drop=max_drop, references=references)
-    tflm = None if run.quick else check_firmware(run.files.int8_model, run.data_dir)
+    evaluation = evaluate_models(
+        run, max_drop=max_drop, references=references, out_of_class=out_of_class
+    )
+    microcontroller = not (run.quick or run.config.backbone)
+    tflm = check_firmware(run.files.int8_model, run.data_dir) if microcontroller else None
     shipped = ship(run, evaluation, firmware_dir, tflm)
     saved = load_run(run.files, firmware_dir / f"{run.config.name}.card.json")
     index = write_report(saved, run.dataset.test, run.train, run.validation, report_dir)

@@ -51,6 +51,8 @@ class Recipe:
     # weights the float model starts from, under a new head (train/transfer.py).
     pretrained: str | None = None
     seed: int = 0
+    # The float phase's Keras precision policy; None picks it by the CPU (train/precision.py).
+    precision: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,7 +94,18 @@ class AirbenchNet:
     widths: tuple[int, int, int]
 
 
-Net = SeedNet | ResidualNet | AirbenchNet
+@dataclass(frozen=True)
+class Lite0Net:
+    """EfficientNet-Lite0 with its ImageNet weights and a new head (train/backbones.py). The
+    input is enlarged in the graph to `backbone_size`; the stem and the first `frozen_blocks`
+    blocks keep their ImageNet weights."""
+
+    name: str
+    backbone_size: int
+    frozen_blocks: int | None = 0  # None: the whole backbone (a head on its features)
+
+
+Net = SeedNet | ResidualNet | AirbenchNet | Lite0Net
 
 
 @dataclass(frozen=True)
@@ -107,9 +120,11 @@ class ModelConfig:
     # A distillation teacher: never quantized or put on a device, so it ships its float file and
     # card only (train/teacher.py).
     float_only: bool = False
-    # A score below which the device says "uncertain" rather than a class; it travels in the
-    # model's metadata and card. None: every frame gets its top class.
-    uncertain_threshold: float | None = None
+
+    @property
+    def backbone(self) -> bool:
+        """An ImageNet backbone's model: post-training INT8, too large for a microcontroller."""
+        return isinstance(self.net, Lite0Net)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -177,6 +192,24 @@ CONFIGS: dict[str, ModelConfig] = {
         "trained with camera augmentation.",
         int8_budget_kib=96,
     ),
+    "pi": ModelConfig(
+        name="pi",
+        # ImageNet features for real frames: Lite0 sees the 32 x 32 input enlarged to 160 x 160
+        # in the graph. The stem and stages 1-3 stay frozen (twice the training speed); float32,
+        # since its depthwise convs gain nothing from bfloat16. Post-training INT8 (no QAT).
+        net=Lite0Net("pi", backbone_size=160, frozen_blocks=5),
+        recipe=Recipe(
+            epochs=8,
+            batch_size=64,
+            peak_lr=0.02,
+            warmup_epochs=1,
+            camera_augment=0.05,
+            qat_epochs=0,
+            precision="float32",
+        ),
+        description="EfficientNet-Lite0 (ImageNet weights) fine-tuned on CIFAR-10 at 160 x 160 "
+        "(the 32 x 32 input enlarged in the graph): for Raspberry Pi 4/5 cameras.",
+    ),
     "teacher": ModelConfig(
         name="teacher",
         net=AirbenchNet("teacher", (64, 256, 256)),
@@ -205,7 +238,8 @@ def get_config(name: str, *, quick: bool = False) -> ModelConfig:
 
 def quick_schedule(recipe: Recipe) -> Recipe:
     # Small batches give the few thousand QUICK images enough steps for BatchNorm's statistics.
-    return replace(recipe, epochs=3, warmup_epochs=1, qat_epochs=1, batch_size=64)
+    qat_epochs = min(recipe.qat_epochs, 1)  # a post-training-quantized recipe stays so
+    return replace(recipe, epochs=3, warmup_epochs=1, qat_epochs=qat_epochs, batch_size=64)
 
 
 # An image folder's recipe, from the transfer measurement in train/NOTES.md (500 training images,
@@ -252,4 +286,32 @@ def folder_config(
         description=f"`{config.name}` architecture at {size} x {size} px for "
         f"{len(class_names)} classes ({', '.join(class_names)}), {start}.",
         int8_budget_kib=None,
+    )
+
+
+# An image folder on Lite0 (train/photo_transfer.py): the backbone frozen, its pooled features
+# cached, a new softmax head fitted on them (Adam, early stopping on the validation loss: `epochs`
+# is the most it may run), post-training INT8 (train/NOTES.md, photo folders).
+PHOTO_HEAD_RECIPE = Recipe(
+    epochs=300,
+    batch_size=32,
+    peak_lr=1e-3,
+    warmup_epochs=0,
+    label_smoothing=0.1,
+    camera_augment=0.1,  # in the augmented views whose features are cached
+    qat_epochs=0,
+    precision="float32",
+)
+
+
+def photo_config(name: str, class_names: tuple[str, ...], size: int) -> ModelConfig:
+    """The config of a Lite0 photo model: frozen ImageNet backbone at `size` px, new head."""
+    return ModelConfig(
+        name=name,
+        net=Lite0Net(name, backbone_size=size, frozen_blocks=None),
+        recipe=PHOTO_HEAD_RECIPE,
+        description=f"EfficientNet-Lite0 (ImageNet weights, frozen) with a new head at {size} x "
+        f"{size} px for {len(class_names)} classes ({', '.join(class_names)}).",
+        input_size=size,
+        classes=len(class_names),
     )

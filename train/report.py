@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from train import metrics
-from train.artifacts import RunFiles, read_json, write_atomic
+from train.artifacts import RunFiles, read_json, recorded_recipe, write_atomic
 from train.card import CardError, ModelCard, read_card
 from train.data import Split, subset
 from train.plots import (
@@ -70,13 +70,16 @@ class RunArtefacts:
 
 def load_run(files: RunFiles, card_path: Path) -> RunArtefacts:
     """Read and cross-check a run's artefacts; ReportError names everything that is missing."""
-    required = [files.history("float"), files.history("qat"), files.predictions, files.evaluation]
+    # A model quantized after training (no QAT epochs) has no QAT history.
+    phases = ("float", "qat") if recorded_recipe(files).get("qat_epochs", 1) else ("float",)
+    histories = [files.history(phase) for phase in phases]
+    required = [*histories, files.predictions, files.evaluation]
     missing = [path.name for path in required if not path.is_file()]
     if missing:
         raise ReportError(
             f"{files.root}: missing {', '.join(missing)} (a finished `make quantize` writes them)"
         )
-    history = _read_history(files.history("float")) + _read_history(files.history("qat"))
+    history = [epoch for path in histories for epoch in _read_history(path)]
     labels, scores = _read_predictions(files.predictions)
     evaluation = _read_json(files.evaluation)
     if not isinstance(evaluation, dict):

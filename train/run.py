@@ -16,11 +16,17 @@ from train.artifacts import RunFiles, claim_run, recorded_recipe, shipped_float_
 from train.card import DataSource
 from train.data import DataError, Split
 from train.folders import FolderData
-from train.recipe import ModelConfig, Recipe, folder_config, get_config
+from train.recipe import ModelConfig, Recipe, folder_config, get_config, photo_config
 
 QUICK_TRAIN, QUICK_VALIDATION, QUICK_TEST = 4000, 1000, 2000
 ROBUSTNESS_QUICK_IMAGES = 200
 FOLDER_SIZES = (32, 64, 96)
+BACKBONES = ("lite0", "cifar")
+# Lite0's input sides for photos; the default is the measured best (train/NOTES.md, photo folders).
+PHOTO_SIZES, PHOTO_DEFAULT_SIZE = (96, 128, 160, 192, 224), 224
+# Lite0 at 224 px scores a few photos a second here: a photo run's QUICK test and its robustness
+# benchmark take subsets.
+PHOTO_QUICK_TEST, PHOTO_ROBUSTNESS_IMAGES, PHOTO_QUICK_ROBUSTNESS_IMAGES = 200, 40, 12
 INITS = ("auto", "pretrained", "scratch")
 # `--init auto` fine-tunes when the smallest class has fewer training images than this. Measured
 # at 100 per class (train/NOTES.md); 1,000 is a judgement: a few hundred per class is where
@@ -57,6 +63,11 @@ class FolderSource:
     size: int
     skip_bad: bool
     init: str
+    backbone: str = "lite0"  # ImageNet transfer (train/photo_transfer.py), or "cifar"
+
+    @property
+    def photo_transfer(self) -> bool:
+        return self.backbone == "lite0"
 
 
 @dataclass(frozen=True)
@@ -77,7 +88,26 @@ class Run:
     def test(self) -> Split:
         """The test images the run is evaluated on (a class-balanced subset when QUICK)."""
         test = self.dataset.test
-        return data.subset(test, QUICK_TEST) if self.quick else test
+        return (
+            data.subset(test, self.quick_images(QUICK_TEST, PHOTO_QUICK_TEST))
+            if self.quick
+            else test
+        )
+
+    @property
+    def photos(self) -> bool:
+        """A photo folder on Lite0's ImageNet features (train/photo_transfer.py)."""
+        return self.source is not None and self.source.photo_transfer
+
+    def quick_images(self, cifar: int, photos: int) -> int:
+        return photos if self.photos else cifar
+
+    @property
+    def robustness_images(self) -> int | None:
+        """How many test images the robustness benchmark takes; None: all of them."""
+        if self.photos:
+            return PHOTO_QUICK_ROBUSTNESS_IMAGES if self.quick else PHOTO_ROBUSTNESS_IMAGES
+        return ROBUSTNESS_QUICK_IMAGES if self.quick else None
 
     def provenance(self) -> Provenance:
         source = self.source
@@ -153,7 +183,9 @@ def pretrained_source(init: str, model: str, train: Split) -> str | None:
 
 def folder_run_config(model: str, quick: bool, train: Split, source: FolderSource) -> ModelConfig:
     """`model`'s architecture for the folder's classes and input size, from scratch or from the
-    shipped `model`'s conv weights (`--init`)."""
+    shipped `model`'s conv weights (`--init`); on Lite0, its frozen features under a new head."""
+    if source.photo_transfer:
+        return photo_config(source.name, train.class_names, source.size)
     pretrained = pretrained_source(source.init, model, train)
     return folder_config(
         get_config(model, quick=False),
@@ -201,6 +233,8 @@ def reproduce_command(run: Run) -> str:
     return (
         (
             f"make quantize DATA={source.images} NAME={source.name} SIZE={source.size}"
+            + (f" TEST_DATA={source.test_images}" if source.test_images else "")
+            + ("" if source.photo_transfer else " BACKBONE=cifar")
             if source
             else f"make quantize MODEL={run.config.name}"
         )

@@ -31,6 +31,7 @@ from train.card import (
     ClassMetrics,
     ModelCard,
     ModelFile,
+    OpenSet,
     RobustnessSummary,
     TensorFacts,
     Training,
@@ -123,9 +124,10 @@ def robustness_summary(robustness: dict[str, Any]) -> RobustnessSummary:
         test_images=robustness["test_images"],
         corruptions=list(robustness["corruptions"]),
         held_out=[n for n, facts in robustness["corruptions"].items() if facts["held_out"]],
-        float_mca=models["float"]["mca"],
+        # A backbone model's benchmark runs its INT8 file only (train/pipeline.py).
+        float_mca=models["float"]["mca"] if "float" in models else None,
         int8_mca=models["int8"]["mca"],
-        float_mca_held_out=models["float"]["mca_held_out"],
+        float_mca_held_out=models["float"]["mca_held_out"] if "float" in models else None,
         int8_mca_held_out=models["int8"]["mca_held_out"],
     )
 
@@ -174,7 +176,6 @@ def shared_facts(
         ),
         "data": provenance.data,
         "versions": package_versions(),
-        "uncertain_threshold": config.uncertain_threshold,
     }
 
 
@@ -187,13 +188,16 @@ def device_card(
     *,
     parameters: int,
     tflm: TflmCheck | None = None,
+    open_set: dict[str, Any] | None = None,
+    start: str | None = None,
 ) -> ModelCard:
     """The card of a device model: the shared facts, test accuracy of its three files, its
-    robustness, its files and, when checked, what TFLite Micro made of it."""
+    robustness, its files, when checked what TFLite Micro made of it, and when chosen its
+    uncertain threshold with the open-set check (open_set.json)."""
     teacher, pretrained = config.recipe.teacher, config.recipe.pretrained
     pretrained_sha256 = _sha256(shipped_float_model(pretrained)) if pretrained else None
     # How an image-folder model started, and what that choice was measured to be worth.
-    start = (
+    start = start or (
         (
             f"the conv weights of the shipped `{pretrained}_float.tflite` (SHA-256 "
             f"`{pretrained_sha256}`) under a new head; {TRANSFER_EFFECT}"
@@ -236,8 +240,24 @@ def device_card(
         int8_budget_kib=config.int8_budget_kib,
         uint8_model=file_facts(files.uint8_model, f"{config.name}_uint8.tflite"),
         report=f"../reports/{config.name}/index.md",
+        uncertain_threshold=open_set["threshold"] if open_set else None,
+        open_set=open_set_facts(open_set) if open_set else None,
     )
     return laid_out(updated(card, **tflm.card_fields()) if tflm else card)
+
+
+def open_set_facts(open_set: dict[str, Any]) -> OpenSet:
+    test = open_set["test"]
+    return OpenSet(
+        out_of_class_folder=open_set["out_of_class_folder"],
+        rule=open_set["rule"],
+        auroc=test["auroc"],
+        in_class_images=test["in_class_images"],
+        out_of_class_photos=test["out_of_class_photos"],
+        in_class_accuracy=test["in_class_accuracy"],
+        in_class_named_right=test["in_class_named_right"],
+        out_of_class_uncertain=test["out_of_class_uncertain"],
+    )
 
 
 def ship(

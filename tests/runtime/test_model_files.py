@@ -1,12 +1,19 @@
 """Where the default model is found, and what a model card beside a model says."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from edge_cifar import model_files
 from edge_cifar.interpreter import ModelError
-from edge_cifar.model_files import DEFAULT_MODEL, card_accuracy, card_path, default_model_path
+from edge_cifar.model_files import (
+    DEFAULT_MODEL,
+    card_accuracy,
+    card_path,
+    default_model_path,
+    model_path,
+)
 
 
 @pytest.fixture
@@ -66,3 +73,15 @@ def test_an_unusable_card_gives_no_accuracy(tmp_path, content):
 def test_no_card_gives_no_accuracy(tmp_path):
     assert card_path(tmp_path / "seed_int8.tflite") is None
     assert card_accuracy(tmp_path / "seed_int8.tflite", quantized=True) is None
+
+
+def test_model_names_a_shipped_model_or_a_file(tmp_path, monkeypatch) -> None:
+    assert model_path(Path("tiny")).name == "tiny_int8.tflite"
+    assert model_path(None) == default_model_path()
+    file = tmp_path / "mine.tflite"
+    assert model_path(file) == file  # a path stays a path, existing or not: Model reports it
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny").write_bytes(b"a file named like a model wins")
+    assert model_path(Path("tiny")) == Path("tiny")
+    with pytest.raises(ModelError, match=r"no shipped model nothing_int8\.tflite"):
+        model_path(Path("nothing"))

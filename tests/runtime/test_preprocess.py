@@ -131,3 +131,21 @@ def test_a_one_channel_model_gets_the_gray_frame(bgr_frame):
     # The same as feeding the gray frame, up to rounding (resize and conversion in either order).
     difference = tensor.astype(int) - frame_to_input(gray, spec).astype(int)
     assert np.abs(difference).max() <= 1
+
+
+def test_a_frame_smaller_than_the_input_is_enlarged_smoothly_not_in_blocks() -> None:
+    # A 4 x 4 ramp enlarged to 32 x 32: pixel repetition would leave 4 distinct values a row.
+    ramp = np.tile(np.array([0, 80, 160, 240], np.uint8), (4, 1))
+    frame = np.repeat(ramp[:, :, np.newaxis], 3, axis=2)
+    row = frame_to_rgb(frame, 32, 32)[16, :, 0]
+    assert len(np.unique(row)) > 12
+    # Still a ramp, left to right (a cubic kernel may ring by a level or two at the ends).
+    assert np.all(np.diff(row.astype(int)) >= -2)
+    assert row[-1] - row[0] > 200
+
+
+def test_a_frame_larger_than_the_input_is_averaged_when_shrunk() -> None:
+    # One bright pixel in each 8 x 8 cell: area averaging keeps its share, sampling would not.
+    frame = np.zeros((64, 64, 3), np.uint8)
+    frame[::8, ::8] = 255
+    assert np.allclose(frame_to_rgb(frame, 8, 8).astype(float), 255 / 64, atol=1)

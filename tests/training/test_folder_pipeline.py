@@ -1,5 +1,6 @@
-"""An image folder end to end: `python -m train --images DIR --name parts quantize --quick` (what
-`make quantize QUICK=1 DATA=DIR NAME=parts` runs) trains, ships, and `edge-cifar classify` with
+"""An image folder on the CIFAR-10 backbone end to end: `python -m train --images DIR --backbone
+cifar --name parts quantize --quick` (what `make quantize QUICK=1 DATA=DIR NAME=parts
+BACKBONE=cifar` runs) trains, ships, and `edge-cifar classify` with
 the shipped file alone names the folder's classes."""
 
 import json
@@ -52,7 +53,8 @@ def folder_run(tmp_path_factory, cifar10_dir):
     assert cv2.imread(str(planes / "0003.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
 
     runs, firmware = root / "runs", root / "firmware_models"
-    command = ["--images", str(images), "--name", "parts", "quantize", "--quick"]
+    command = ["--images", str(images), "--backbone", "cifar", "--name", "parts"]
+    command += ["quantize", "--quick"]
     outputs = ["--runs-dir", str(runs), "--firmware-dir", str(firmware)]
     result = run_train(*command, *outputs)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -70,6 +72,7 @@ def test_the_folder_model_ships_full_int8_with_its_card(folder_run):
     assert card["test_images"] == 3 * round(0.15 * PER_CLASS)
     assert "conv weights of the shipped `default_float.tflite`" in card["start"]
     assert card["command"].startswith("make quantize DATA=") and "NAME=parts" in card["command"]
+    assert "BACKBONE=cifar" in card["command"]
     # QUICK schedule, but a CIFAR-10 start: far better than the 1/3 of guessing.
     assert card["int8_accuracy"] > 0.6
     assert json.loads((run_dir / "split.json").read_text())["class_names"] == sorted(CLASSES)

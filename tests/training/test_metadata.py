@@ -111,3 +111,17 @@ def test_mediapipe_tasks_classifies_the_shipped_models_as_edge_cifar_classify_do
     agreement = np.mean([a == b for a, b in zip(theirs, mine, strict=True)])
     assert agreement >= 0.99, agreement
     assert set(theirs) <= set(CLASS_NAMES) and len(set(theirs)) == len(CLASS_NAMES)
+
+
+def test_the_recommended_threshold_is_read_back_as_tflite_support_wrote_it(tmp_path):
+    from tensorflow_lite_support.metadata.python import metadata
+
+    original = (FIRMWARE / "tiny_int8.tflite").read_bytes()
+    about = ModelDescription("tiny", "a test", CLASS_NAMES, uncertain_threshold=0.6234)
+    path = tmp_path / "tiny_int8.tflite"
+    path.write_bytes(with_metadata(original, about))
+    theirs = json.loads(metadata.MetadataDisplayer.with_model_file(str(path)).get_metadata_json())
+    output = theirs["subgraph_metadata"][0]["output_tensor_metadata"][0]
+    written = [u["options"]["global_score_threshold"] for u in output["process_units"]]
+    assert written == [pytest.approx(0.6234)]
+    assert Model(path).metadata.uncertain_threshold == 0.6234
