@@ -82,12 +82,14 @@ REFERENCE_FLAGS = $(foreach r,$(REFERENCES),--reference $(r))
 # Photos of none of CIFAR-10's classes: with the validation split they choose the uncertain
 # threshold a model carries (train/calibration.py).
 OUT_OF_CLASS ?= $(wildcard ../shared/photos)
+# The robustness benchmark on this many test images instead of all (the card says how many).
+ROBUSTNESS_IMAGES ?=
 # They are CIFAR-10 classifiers: an image-folder model (DATA=) is benchmarked without them.
 
 # Every step in one command (train/pipeline.py): training, QAT, conversion, the accuracy gate, the
 # TFLite Micro check, shipping (card, models, C++) and the report.
 quantize: $(TRAIN_VENV)/.installed
-	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES)) $(if $(DATA),,$(REFERENCE_FLAGS) $(if $(OUT_OF_CLASS),--out-of-class $(OUT_OF_CLASS)))
+	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) quantize --model $(MODEL) $(if $(QUICK),--quick) $(if $(DEVICES),--devices $(DEVICES)) $(if $(DATA),,$(REFERENCE_FLAGS) $(if $(OUT_OF_CLASS),--out-of-class $(OUT_OF_CLASS))) $(if $(ROBUSTNESS_IMAGES),--robustness-images $(ROBUSTNESS_IMAGES))
 
 report: $(TRAIN_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train $(FOLDER_OPTIONS) report --model $(MODEL)

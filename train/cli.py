@@ -33,6 +33,7 @@ from train.options import (
     OutOfClassOption,
     QuickOption,
     ReferenceOption,
+    RobustnessImagesOption,
     RunsOption,
     fail,
     reported,
@@ -67,6 +68,7 @@ def opened(
     devices: int = 1,
     *,
     float_only_ok: bool = False,
+    robustness_subset: int | None = None,
 ) -> Run:
     with reported():
         return open_run(
@@ -77,6 +79,7 @@ def opened(
             source=ctx.obj if isinstance(ctx.obj, FolderSource) else None,
             devices=devices,
             float_only_ok=float_only_ok,
+            robustness_subset=robustness_subset,
         )
 
 
@@ -220,11 +223,12 @@ def evaluate(
     max_drop: MaxDropOption = 1.0,
     reference: ReferenceOption = None,
     out_of_class: OutOfClassOption = None,
+    robustness_images: RobustnessImagesOption = None,
 ) -> None:
     """Float Keras vs float TFLite vs INT8 TFLite on the test set, the uncertain threshold (with
     --out-of-class) and the robustness benchmark; exit 1 if INT8 drops too much."""
 
-    run = opened(ctx, model, data_dir, quick, runs_dir)
+    run = opened(ctx, model, data_dir, quick, runs_dir, robustness_subset=robustness_images)
     from train import pipeline  # TensorFlow, after the inputs are read (module docstring)
 
     references = scorers(reference, "0..255")
@@ -246,12 +250,22 @@ def quantize(
     devices: DevicesOption = 1,
     reference: ReferenceOption = None,
     out_of_class: OutOfClassOption = None,
+    robustness_images: RobustnessImagesOption = None,
 ) -> None:
     """The whole pipeline: float training (if no float model yet), QAT, conversion, the accuracy
     check, TFLite Micro, shipping to firmware_models/ and the report (a float teacher: float
     training and shipping)."""
 
-    run = opened(ctx, model, data_dir, quick, runs_dir, devices, float_only_ok=True)
+    run = opened(
+        ctx,
+        model,
+        data_dir,
+        quick,
+        runs_dir,
+        devices,
+        float_only_ok=True,
+        robustness_subset=robustness_images,
+    )
     from train import pipeline  # TensorFlow, after the inputs are read (module docstring)
 
     references = scorers(reference, "0..255")

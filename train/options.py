@@ -60,6 +60,14 @@ OutOfClassOption = Annotated[
         "split, it chooses the recommended uncertain threshold the model carries.",
     ),
 ]
+RobustnessImagesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--robustness-images",
+        min=1,
+        help="The robustness benchmark on this many test images (class-balanced), not all.",
+    ),
+]
 MaxDropOption = Annotated[
     float,
     typer.Option("--max-drop", help="Fail when INT8 accuracy is this many points below float."),

@@ -83,6 +83,7 @@ class Run:
     devices: int
     source: FolderSource | None
     data_dir: Path | None
+    robustness_subset: int | None = None  # --robustness-images: fewer test images than all
 
     @property
     def test(self) -> Split:
@@ -107,7 +108,7 @@ class Run:
         """How many test images the robustness benchmark takes; None: all of them."""
         if self.photos:
             return PHOTO_QUICK_ROBUSTNESS_IMAGES if self.quick else PHOTO_ROBUSTNESS_IMAGES
-        return ROBUSTNESS_QUICK_IMAGES if self.quick else None
+        return ROBUSTNESS_QUICK_IMAGES if self.quick else self.robustness_subset
 
     def provenance(self) -> Provenance:
         source = self.source
@@ -206,6 +207,7 @@ def open_run(
     source: FolderSource | None = None,
     devices: int = 1,
     float_only_ok: bool = False,
+    robustness_subset: int | None = None,
 ) -> Run:
     """Load the data, choose the config and claim the run folder for the recipe; no TensorFlow.
     Raises DataError (bad data, a changed recipe, a teacher asked for an INT8 step) and
@@ -224,7 +226,18 @@ def open_run(
     if config.recipe.all_train_images:
         train, validation = data.with_validation_joined(train, validation)
     claim_run(files, config.recipe.as_dict(), Recipe().as_dict())
-    return Run(dataset, train, validation, config, files, quick, devices, source, data_dir)
+    return Run(
+        dataset,
+        train,
+        validation,
+        config,
+        files,
+        quick,
+        devices,
+        source,
+        data_dir,
+        robustness_subset,
+    )
 
 
 def reproduce_command(run: Run) -> str:
@@ -239,5 +252,6 @@ def reproduce_command(run: Run) -> str:
             else f"make quantize MODEL={run.config.name}"
         )
         + (" QUICK=1" if run.quick else "")
+        + (f" ROBUSTNESS_IMAGES={run.robustness_subset}" if run.robustness_subset else "")
         + (f" DEVICES={run.devices}" if run.devices > 1 else "")
     )

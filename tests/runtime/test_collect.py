@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from edge_cifar.camera import UNCERTAIN, FrameResult, ScoreSmoother, decide
-from edge_cifar.classifier import BACKGROUND_LABEL, Category, Prediction, top_categories
+from edge_cifar.camera import FrameResult
+from edge_cifar.classifier import BACKGROUND_LABEL, UNCERTAIN, Category, Decision, decide
 from edge_cifar.collect import CollectOptions, CollectSink, label_folder
 from edge_cifar.orientation import exif_orientation, upright
 from edge_cifar.sources import decode_image, expand_image_paths
@@ -21,7 +21,8 @@ LABELS = ("bolt", "nut", BACKGROUND_LABEL)
 
 
 def result(index: int, label: str, score: float) -> FrameResult:
-    return FrameResult(index, label, score, (Category(label, score),), {})
+    decision = Decision(label, score, False, (Category(label, score),), {}, 0, np.array([score]))
+    return FrameResult(index, decision)
 
 
 def noisy_frame(seed: int) -> np.ndarray:
@@ -118,10 +119,9 @@ def test_a_label_never_leaves_the_collect_folder():
 
 def test_the_background_class_is_uncertain_however_sure():
     scores = np.array([0.02, 0.03, 0.95], np.float32)
-    top = top_categories(scores, LABELS, 3)
-    guess = Prediction(top[0].label, 2, top[0].score, top, scores, {}, LABELS)
-    decision = decide(guess, 0, ScoreSmoother(1.0), min_score=0.0, top_k=3)
-    assert decision.label == UNCERTAIN and decision.top_k[0].label == BACKGROUND_LABEL
+    decision = decide(scores, LABELS, top_k=3, min_score=0.0, timings_ms={})
+    assert decision.label == UNCERTAIN and decision.uncertain
+    assert decision.top_k[0].label == BACKGROUND_LABEL
 
 
 def jpeg_with_orientation(image: np.ndarray, orientation: int) -> bytes:
