@@ -90,19 +90,18 @@ def bomb_png(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def slow_video(tmp_path_factory):
-    """A minute of 2 FPS video (CIFAR frames, small): a server on it stays up for a module."""
+    """Ten minutes of 2 FPS video (the sample clip's CIFAR frames ten times over, small): a
+    server on it outlives a test module however busy the machine; the module stops it."""
     import cv2
 
     from .support import SAMPLE_VIDEO
 
     path = tmp_path_factory.mktemp("video") / "slow.avi"
-    capture = cv2.VideoCapture(str(SAMPLE_VIDEO))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 2.0, (160, 120))
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        writer.write(cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA))
+    for _ in range(10):
+        capture = cv2.VideoCapture(str(SAMPLE_VIDEO))
+        while (read := capture.read())[0]:
+            writer.write(cv2.resize(read[1], (160, 120), interpolation=cv2.INTER_AREA))
+        capture.release()
     writer.release()
-    capture.release()
     return path
