@@ -284,11 +284,12 @@ def test_a_viewer_gets_the_newest_frames_at_most_30_a_second_however_fast_the_lo
     server.start()
     done = threading.Event()
 
+    decision = decide(np.array([0.9, 0.1], np.float32), ("cat", "dog"), 1, 0.0, {})
+
     def fast_loop():  # 500 frames a second, as an unpaced file source might go
         index = 0
         while not done.wait(0.002):
             frame = np.full((48, 64, 3), index % 256, np.uint8)
-            decision = decide(np.array([0.9, 0.1], np.float32), ("cat", "dog"), 1, 0.0, {})
             sink.write(frame, FrameResult(index, decision), 500.0)
             index += 1
 

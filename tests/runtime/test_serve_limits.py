@@ -41,6 +41,13 @@ def open_silent(port: int, count: int) -> list[socket.socket]:
     return [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(count)]
 
 
+def upload_head(length: int) -> bytes:
+    """A POST /classify head for a body of `length` bytes; the Host is one a loopback server
+    answers to (it refuses others with 400, before any upload slot is taken)."""
+    head = f"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n\r\n"
+    return head.encode()
+
+
 def closed_by_server(connection: socket.socket) -> bytes:
     """What the server sent before closing (waits for the close, however long it takes)."""
     received = b""
@@ -76,7 +83,7 @@ def test_a_request_head_sent_a_byte_at_a_time_is_cut(limited_server):
     connection = socket.create_connection(("127.0.0.1", port), timeout=60)
     start = time.monotonic()
     try:
-        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n":
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n":
             try:
                 connection.send(bytes([byte]))
             except OSError:  # closed by the server: the deadline passed
@@ -115,9 +122,7 @@ def test_a_third_upload_at_once_is_503_with_retry_after(limited_server):
     try:
         for _ in range(2):  # two uploads under way: their heads sent, their bodies not yet
             connection = socket.create_connection(("127.0.0.1", port), timeout=60)
-            connection.sendall(
-                b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + bytes(10)
-            )
+            connection.sendall(upload_head(1000) + bytes(10))
             held.append(connection)
         deadline = time.monotonic() + 60
         while True:  # the two have their slots once the server has read their heads
@@ -143,9 +148,7 @@ def test_a_stalled_upload_is_cut_quietly(limited_server):
     connection = socket.create_connection(("127.0.0.1", port), timeout=60)
     start = time.monotonic()
     try:
-        connection.sendall(
-            b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + bytes(10)
-        )
+        connection.sendall(upload_head(100_000) + bytes(10))
         closed_by_server(connection)  # nothing more is sent: the server gives up on it
     finally:
         connection.close()
