@@ -15,7 +15,6 @@ from edge_cifar.camera import (
     LoopOptions,
     Sink,
     StopRequest,
-    VideoFileSink,
     WindowSink,
     run,
     window_problem,
@@ -25,6 +24,7 @@ from edge_cifar.collect import DEFAULT_BELOW, CollectOptions, CollectSink
 from edge_cifar.interpreter import Model
 from edge_cifar.model_files import model_path
 from edge_cifar.sources import FrameSource, SourceError
+from edge_cifar.video_file import VideoFileSink
 
 Say = Callable[[str], None]
 MQTT_HINT = "--mqtt needs the mqtt extra: pip install 'edge-cifar[mqtt]' (or '.[mqtt]')"
