@@ -316,10 +316,22 @@ def restamp(card_path: Path) -> list[Path]:
     except CardError as error:
         raise ShipError(str(error)) from None
     name, folder = card.model, card_path.parent
-    about = ModelDescription(name, card.description, tuple(card.labels or CLASS_NAMES))
-    stamped = ("float_model",) if card.float_only else ("int8_model", "float_model")
+    about = ModelDescription(
+        name,
+        card.description,
+        tuple(card.labels or CLASS_NAMES),
+        uncertain_threshold=card.uncertain_threshold,
+    )
+    required = "float_model" if card.float_only else "int8_model"
+    # A backbone model's float file stays where it was built (megabytes the device never runs).
+    stamped = [required, *([] if card.float_only else ["float_model"])]
+    paths = {key: folder / f"{name}{MODEL_FILES[key]}.tflite" for key in stamped}
     try:
-        old = {key: (folder / f"{name}{MODEL_FILES[key]}.tflite").read_bytes() for key in stamped}
+        old = {
+            key: path.read_bytes()
+            for key, path in paths.items()
+            if key == required or path.exists()
+        }
     except OSError as error:
         raise ShipError(f"{card_path}: a model file of the card is missing ({error})") from None
     new = {key: with_metadata(content, about) for key, content in old.items()}
