@@ -29,6 +29,9 @@ def flip_a_byte(path, offset):
 
 
 MODEL_KEYS = ("int8_model", "uint8_model", "float_model")
+# Files over this size are never tracked: such a float file (a backbone model's) stays where it
+# was built, and its card still records it.
+MAX_TRACKED_BYTES = 8_000_000
 
 
 def test_every_shipped_model_file_matches_the_sha256_its_card_records():
@@ -40,7 +43,10 @@ def test_every_shipped_model_file_matches_the_sha256_its_card_records():
         keys = ("float_model",) if card.get("float_only") else MODEL_KEYS
         for key in keys:
             entry = card[key]
-            content = (card_file.parent / entry["file"]).read_bytes()
+            path = card_file.parent / entry["file"]
+            if key == "float_model" and entry["bytes"] > MAX_TRACKED_BYTES and not path.exists():
+                continue
+            content = path.read_bytes()
             assert hashlib.sha256(content).hexdigest() == entry["sha256"], entry["file"]
             assert len(content) == entry["bytes"]
 
