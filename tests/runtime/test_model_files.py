@@ -75,9 +75,12 @@ def test_no_card_gives_no_accuracy(tmp_path):
     assert card_accuracy(tmp_path / "seed_int8.tflite", quantized=True) is None
 
 
-def test_model_names_a_shipped_model_or_a_file(tmp_path, monkeypatch) -> None:
-    assert model_path(Path("tiny")).name == "tiny_int8.tflite"
-    assert model_path(None) == default_model_path()
+def test_model_names_a_shipped_model_or_a_file(folders, tmp_path, monkeypatch) -> None:
+    package, checkout = folders
+    (checkout / "tiny_int8.tflite").write_bytes(b"x")
+    (package / f"{DEFAULT_MODEL}_int8.tflite").write_bytes(b"x")
+    assert model_path(Path("tiny")) == checkout / "tiny_int8.tflite"
+    assert model_path(None) == package / f"{DEFAULT_MODEL}_int8.tflite"
     file = tmp_path / "mine.tflite"
     assert model_path(file) == file  # a path stays a path, existing or not: Model reports it
     monkeypatch.chdir(tmp_path)
