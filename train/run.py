@@ -90,7 +90,7 @@ class Run:
         """The test images the run is evaluated on (a class-balanced subset when QUICK)."""
         test = self.dataset.test
         return (
-            data.subset(test, self.quick_images(QUICK_TEST, PHOTO_QUICK_TEST))
+            data.subset(test, PHOTO_QUICK_TEST if self.photos else QUICK_TEST)
             if self.quick
             else test
         )
@@ -99,9 +99,6 @@ class Run:
     def photos(self) -> bool:
         """A photo folder on Lite0's ImageNet features (train/photo_transfer.py)."""
         return self.source is not None and self.source.photo_transfer
-
-    def quick_images(self, cifar: int, photos: int) -> int:
-        return photos if self.photos else cifar
 
     @property
     def robustness_images(self) -> int | None:
