@@ -24,6 +24,7 @@ from edge_cifar.batch import classify_files
 from edge_cifar.camera import LoopOptions, StopRequest, discard_closed_stream
 from edge_cifar.collect import DEFAULT_INTERVAL_S, DEFAULT_MAX_MB, CollectOptions
 from edge_cifar.interpreter import BackendError, ModelError
+from edge_cifar.model_files import model_path
 from edge_cifar.options import (
     CollectEveryOption,
     CollectIntervalOption,
@@ -318,7 +319,9 @@ def serve(
 
 @app.command()
 def bench(
-    models: Annotated[list[Path], typer.Argument(help="One or more .tflite models.")],
+    models: Annotated[
+        list[Path], typer.Argument(help="One or more .tflite models or shipped models' names.")
+    ],
     runs: Annotated[
         int, typer.Option(min=1, help="Timed runs per figure.")
     ] = benchmark.DEFAULT_RUNS,
@@ -335,7 +338,7 @@ def bench(
     the first model given: the table's last line names it)."""
     with one_line_errors():
         results = benchmark.bench_models(
-            models,
+            [model_path(model) for model in models],
             runs=runs,
             warmup=warmup,
             threads=threads,
@@ -351,7 +354,7 @@ def bench(
 
 @app.command()
 def info(
-    model: Annotated[Path, typer.Argument(help="A .tflite model.")],
+    model: Annotated[Path, typer.Argument(help="A .tflite model or a shipped model's name.")],
     runtime: RuntimeOption = None,
     tensors: Annotated[bool, typer.Option("--tensors", help="List every tensor too.")] = False,
     as_json: JsonOption = False,

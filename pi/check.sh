@@ -3,13 +3,23 @@
 # emulation) must predict what it predicts on x86, on the same images and video frames, on each
 # Raspberry Pi OS userland: bookworm (Python 3.11) and trixie (Python 3.13, current since 2025).
 #   HOST_VENV    the x86 runtime venv whose predictions are the reference (default .venv-litert)
-#   PI_MODEL     the model both run (default firmware_models/default_int8.tflite)
+#   PI_MODELS    the models both run, named as a user names them (default: every shipped
+#                firmware_models/<name>_int8.tflite, so each must travel in the wheel); serve,
+#                bench and the tests run the packaged default
 #   PI_CPUS      emulated cores (default "cortex-a72 cortex-a76": a Raspberry Pi 4 and a Pi 5)
 #   PI_RELEASES  userlands (default "bookworm trixie")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 host_venv=${HOST_VENV:-.venv-litert}
-model=${PI_MODEL:-firmware_models/default_int8.tflite}
+if [ -n "${PI_MODELS:-}" ]; then
+  read -ra models <<<"$PI_MODELS"
+else
+  models=()
+  for file in firmware_models/*_int8.tflite; do
+    name=${file##*/}
+    models+=("${name%_int8.tflite}")
+  done
+fi
 cpus=${PI_CPUS:-cortex-a72 cortex-a76}
 releases=${PI_RELEASES:-bookworm trixie}
 export PI_DIR=${PI_DIR:-.pi}
@@ -24,8 +34,11 @@ step() {
   printf '\n== %s  [%d s]\n' "$current" $((SECONDS - start))
 }
 
-[ -f "$model" ] || { echo "error: no model $model (make quantize ships it; PI_MODEL=path picks another)" >&2; exit 2; }
 [ -x "$host_venv/bin/edge-cifar" ] || { echo "error: no $host_venv/bin/edge-cifar (make $host_venv/.installed)" >&2; exit 2; }
+[ ${#models[@]} -gt 0 ] || { echo "error: no shipped model in firmware_models/ (make quantize ships one)" >&2; exit 2; }
+for model in "${models[@]}"; do  # before the slow userlands: a missing model is edge-cifar's one line
+  "$host_venv/bin/edge-cifar" info "$model" >/dev/null
+done
 
 for release in $releases; do
   step "arm64 $release userland and aarch64 wheels (cached in $PI_DIR/$release)"
@@ -38,10 +51,13 @@ rm -rf "$PI_DIR/app"
   --target "$PI_DIR/app" .
 rm -rf "$out" && mkdir -p "$out"
 
-step "the x86 reference run ($host_venv)"
-"$host_venv/bin/edge-cifar" classify samples/images --json --model "$model" >"$out/classify-x86.jsonl"
-"$host_venv/bin/edge-cifar" camera --device samples/cifar_test.avi --headless --max-frames 60 \
-  --model "$model" >"$out/camera-x86.jsonl" 2>"$out/camera-x86.log"
+for model in "${models[@]}"; do
+  step "the x86 reference run ($host_venv): $model"
+  "$host_venv/bin/edge-cifar" classify samples/images --json --model "$model" \
+    >"$out/classify-x86-$model.jsonl"
+  "$host_venv/bin/edge-cifar" camera --device samples/cifar_test.avi --headless --max-frames 60 \
+    --model "$model" >"$out/camera-x86-$model.jsonl" 2>"$out/camera-x86-$model.log"
+done
 
 # -P: import the installed wheel, not the checkout's edge_cifar/ in the current directory.
 emulated() { pi/python -P -m edge_cifar "$@"; }
@@ -70,15 +86,19 @@ PY
     )
     echo "$versions"
 
-    step "$release, $cpu: edge-cifar classify samples/images --json"
-    emulated classify samples/images --json --model "$model" >"$out/classify-$run.jsonl"
-    "$host_venv/bin/python" pi/compare.py classify "$out/classify-x86.jsonl" "$out/classify-$run.jsonl"
+    for model in "${models[@]}"; do
+      step "$release, $cpu: edge-cifar classify samples/images --json --model $model"
+      emulated classify samples/images --json --model "$model" >"$out/classify-$run-$model.jsonl"
+      "$host_venv/bin/python" pi/compare.py classify "$out/classify-x86-$model.jsonl" \
+        "$out/classify-$run-$model.jsonl"
 
-    step "$release, $cpu: edge-cifar camera --device samples/cifar_test.avi --headless --max-frames 60"
-    emulated camera --device samples/cifar_test.avi --headless --max-frames 60 --model "$model" \
-      >"$out/camera-$run.jsonl" 2>"$out/camera-$run.log"
-    cat "$out/camera-$run.log"
-    "$host_venv/bin/python" pi/compare.py camera "$out/camera-x86.jsonl" "$out/camera-$run.jsonl"
+      step "$release, $cpu: edge-cifar camera --device samples/cifar_test.avi --headless --max-frames 60 --model $model"
+      emulated camera --device samples/cifar_test.avi --headless --max-frames 60 --model "$model" \
+        >"$out/camera-$run-$model.jsonl" 2>"$out/camera-$run-$model.log"
+      cat "$out/camera-$run-$model.log"
+      "$host_venv/bin/python" pi/compare.py camera "$out/camera-x86-$model.jsonl" \
+        "$out/camera-$run-$model.jsonl"
+    done
   done
   ran+=("$release: $versions")
 
@@ -87,18 +107,22 @@ PY
     # The README's venv for the camera module: bookworm's apt picamera2 needs NumPy 1.x, so pip
     # picks NumPy 1.26 and OpenCV 4.11 there: those must classify alike too, and so must
     # tflite-runtime 2.14, whose last wheels are for Python <= 3.11 (none for trixie's 3.13).
-    step "bookworm, cortex-a72, NumPy 1.x (the picamera2 venv): edge-cifar classify samples/images --json"
-    PI_SITE=site-numpy1 emulated classify samples/images --json --model "$model" \
-      >"$out/classify-numpy1.jsonl"
-    "$host_venv/bin/python" pi/compare.py classify "$out/classify-x86.jsonl" "$out/classify-numpy1.jsonl"
+    for model in "${models[@]}"; do
+      step "bookworm, cortex-a72, NumPy 1.x (the picamera2 venv): edge-cifar classify samples/images --json --model $model"
+      PI_SITE=site-numpy1 emulated classify samples/images --json --model "$model" \
+        >"$out/classify-numpy1-$model.jsonl"
+      "$host_venv/bin/python" pi/compare.py classify "$out/classify-x86-$model.jsonl" \
+        "$out/classify-numpy1-$model.jsonl"
 
-    step "bookworm, cortex-a72, tflite-runtime 2.14: edge-cifar classify samples/images --json"
-    PI_SITE=site-numpy1 emulated classify samples/images --json --model "$model" \
-      --runtime tflite-runtime >"$out/classify-tflite.jsonl"
-    "$host_venv/bin/python" pi/compare.py classify "$out/classify-x86.jsonl" "$out/classify-tflite.jsonl"
+      step "bookworm, cortex-a72, tflite-runtime 2.14: edge-cifar classify samples/images --json --model $model"
+      PI_SITE=site-numpy1 emulated classify samples/images --json --model "$model" \
+        --runtime tflite-runtime >"$out/classify-tflite-$model.jsonl"
+      "$host_venv/bin/python" pi/compare.py classify "$out/classify-x86-$model.jsonl" \
+        "$out/classify-tflite-$model.jsonl"
+    done
 
-    step "bookworm, cortex-a72: edge-cifar bench --runs 20 (emulated: the figures are qemu's, not a Pi's)"
-    emulated bench "$model" --runs 20
+    step "bookworm, cortex-a72: edge-cifar bench ${models[0]} --runs 20 (emulated: the figures are qemu's, not a Pi's)"
+    emulated bench "${models[0]}" --runs 20
   fi
 
   # serve, started by this script itself (qemu cannot follow a test's child process, but a
@@ -107,11 +131,11 @@ PY
   # summary.
   step "$release, cortex-a72: edge-cifar serve --device samples/cifar_test.avi: /healthz, POST /classify, SIGTERM"
   serve_log=$out/serve-$release.log
-  pi/python -P -m edge_cifar serve --device samples/cifar_test.avi --port 0 --model "$model" \
+  pi/python -P -m edge_cifar serve --device samples/cifar_test.avi --port 0 --model "${models[0]}" \
     2>"$serve_log" &
   serve_pid=$!
   "$host_venv/bin/python" pi/compare.py serve "$serve_log" samples/images/0000_cat.png \
-    "$out/classify-x86.jsonl"
+    "$out/classify-x86-${models[0]}.jsonl"
   kill -TERM "$serve_pid"
   serve_status=0
   wait "$serve_pid" || serve_status=$?

@@ -10,7 +10,7 @@ import pytest
 
 from edge_cifar.bench import Latency, bench_models, on_frontier, pick_baseline, turns
 from edge_cifar.interpreter import Model
-from edge_cifar.model_files import REFERENCE_MODEL
+from edge_cifar.model_files import DEFAULT_MODEL, REFERENCE_MODEL
 
 PERCENTILES = ("min", "p50", "p90", "p99", "max")
 
@@ -48,6 +48,13 @@ def test_bench_json_has_latency_stages_and_model_facts(cli, model_path, tmp_path
         model["accuracy"] is None
     )  # no card beside the shipped model in a bare checkout? see below
     assert model["ratios"]["size"] == 1.0 and model["ratios"]["invoke_p50"] == 1.0
+
+
+def test_bench_takes_a_shipped_model_by_name_as_every_command_does(cli, model_path):
+    (model,) = bench_json(cli, DEFAULT_MODEL)["models"]
+    assert model["path"] == str(model_path)
+    result = cli("bench", "--runs", 1, "no-such-model")
+    assert result.exit_code == 2 and "no shipped model no-such-model_int8.tflite" in result.stderr
 
 
 def test_bench_compares_models_with_ratios_to_the_first(cli, carded_models):

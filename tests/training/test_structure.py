@@ -1,5 +1,6 @@
-"""The shape of the code: cards round-trip through their one module, imports never go in a
-circle, the command line starts without TensorFlow, and no module outgrows a screenful of them."""
+"""The shape of the code: cards round-trip through their one module, every shipped model travels
+in the wheel, imports never go in a circle, the command line starts without TensorFlow, and no
+module outgrows a screenful of them."""
 
 import ast
 import subprocess
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from edge_cifar.model_files import CHECKOUT_MODELS_DIR
 from train.card import card_files, read_card
@@ -19,6 +21,18 @@ PACKAGES = ("train", "edge_cifar")
 def test_a_shipped_card_read_and_written_again_is_the_same_bytes(card: Path) -> None:
     for name, content in card_files(read_card(card)).items():
         assert (card.parent / name).read_bytes() == content, name
+
+
+@pytest.mark.parametrize(
+    "model", sorted(CHECKOUT_MODELS_DIR.glob("*_int8.tflite")), ids=lambda path: path.name
+)
+def test_a_shipped_model_and_its_card_travel_in_the_wheel(model: Path) -> None:
+    # `--model NAME` on a device finds only what `pip install .` put into the package.
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    included = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    name = model.name.removesuffix("_int8.tflite")
+    for file in (model.name, f"{name}.card.json"):
+        assert included.get(f"firmware_models/{file}") == f"edge_cifar/firmware_models/{file}"
 
 
 def module_name(path: Path) -> str:
