@@ -113,6 +113,17 @@ sketch: $(TRAIN_VENV)/.installed $(LITERT_VENV)/.installed
 	$(TRAIN_VENV)/bin/python -m train sketch $(SKETCH) --out-dir runs/sketch
 	$(LITERT_VENV)/bin/edge-cifar bench $(foreach m,$(SKETCH),runs/sketch/$(m)_sketch_int8.tflite) $(REFERENCES) --threads 1
 
+.PHONY: photo-check
+# The photo-folder figure (README, train/NOTES.md): of each class of ../shared/photos the first 100
+# photos by name train and the next 200 test (symlinks), through the whole `make quantize DATA=`
+# pipeline; everything under runs/photo-check/ and reports/photo-check/, the card there too.
+PHOTOS ?= ../shared/photos
+photo-check: $(TRAIN_VENV)/.installed
+	$(TRAIN_VENV)/bin/python -m train.experiments.photo_subsets $(PHOTOS) runs/photo-check/data
+	$(TRAIN_VENV)/bin/python -m train --images runs/photo-check/data/train \
+	  --test-images runs/photo-check/data/test --name photo-check quantize \
+	  --runs-dir runs/photo-check --firmware-dir runs/photo-check/firmware
+
 .PHONY: robustness
 # Every shipped INT8 model and the references under the 14 corruptions x 5 severities, all 10,000
 # test images (reports/robustness/: table, JSON, plot); IMAGES=2000 for a shorter run.

@@ -1,9 +1,7 @@
 """The model card: one typed object per shipped model, the only writer of its two files
-(`<model>.card.json`, `.card.md`) and the reader every training module uses; the runtime checks
-SHA-256s through its own small reader (edge_cifar/model_files.py). Built once per run from the
-facts train/ship.py and train/teacher.py gather, it remembers which keys its JSON lists and in what
-order, so a card read and written again is the same bytes, however old.
-"""
+(`<model>.card.json`, `.card.md`) and the reader every training module uses (the runtime checks
+SHA-256s with edge_cifar/model_files.py). Built once per run (train/ship.py, train/teacher.py), it
+remembers its JSON's keys and their order, so a card read and written again is the same bytes."""
 
 from __future__ import annotations
 
@@ -55,7 +53,8 @@ class Training:
     precision: str | None = None  # the float phase's (train/precision.py)
     teacher_sha256: str | None = None  # the teacher file the student learned from
     pretrained_sha256: str | None = None  # the shipped float file a folder model started from
-    wall_seconds: float | None = None  # the whole run, every step, by the clock
+    wall_seconds: float | None = None  # the last `quantize` command, every step, by the clock
+    float_epochs: int | None = None  # the float epochs run, when early stopping ended sooner
     keys: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
 
@@ -230,8 +229,7 @@ def card_files(card: ModelCard) -> dict[str, bytes]:
 def card_markdown(card: ModelCard) -> str:
     """The card for people: accuracy, robustness, files, training, data, per-class figures and,
     when checked, TFLite Micro."""
-    training = card.training
-    recipe = training.recipe
+    recipe = card.training.recipe
     int8 = card.int8_model
     lines = [
         f"# Model card: `{card.model}`",
@@ -254,14 +252,7 @@ def card_markdown(card: ModelCard) -> str:
             if int8 and (ops := int8.ops)
             else []
         ),
-        f"- training: {split_text(training)}, {recipe['epochs']} float"
-        + ("" if card.float_only else f" + {recipe['qat_epochs']} QAT")
-        + f" epochs, {training.total_seconds / 60:.0f} minutes on "
-        + (
-            f"{training.cpu}, float phase in {training.precision}"
-            if training.cpu is not None
-            else training.machine
-        ),
+        training_line(card),
         *cost_lines(card),
         "- augmentation: random crop and mirror"
         + (f", cutout {cutout} x {cutout} px" if (cutout := recipe.get("cutout")) else "")
@@ -294,13 +285,8 @@ def card_markdown(card: ModelCard) -> str:
         *([f"- report: [{card.report}]({card.report})"] if card.report else []),
     ]
     if card.int8_per_class:
-        lines += [
-            "",
-            "## INT8 per class (test set)",
-            "",
-            "| class | precision | recall | F1 | support |",
-            "| --- | --- | --- | --- | --- |",
-        ]
+        head = "| class | precision | recall | F1 | support |\n| --- | --- | --- | --- | --- |"
+        lines += ["", "## INT8 per class (test set)", "", head]
         lines += [
             f"| {name} | {m.precision:.3f} | {m.recall:.3f} | {m.f1:.3f} | {m.support} |"
             for name, m in card.int8_per_class.items()
@@ -381,16 +367,27 @@ def cost_lines(card: ModelCard) -> list[str]:
     ]
 
 
-def split_text(training: Training) -> str:
-    """Which training images the model learned from, and which were held out."""
-    if training.validation_images == 0:
-        return (
-            f"all {training.train_images:,} training images (the recipe was chosen on "
-            "validation runs; this final run held none out)"
-        )
+def training_line(card: ModelCard) -> str:
+    """What the model learned from (and what was held out), for how long, on what."""
+    training, recipe = card.training, card.training.recipe
+    split = (
+        f"{training.train_images:,} training / {training.validation_images:,} validation images "
+        "(validation held out of the training set)"
+        if training.validation_images
+        else f"all {training.train_images:,} training images (the recipe was chosen on "
+        "validation runs; this final run held none out)"
+    )
+    epochs = f"{recipe['epochs']} float"
+    if run := training.float_epochs:
+        epochs = f"{run} float (early stopping; at most {recipe['epochs']})"
+    epochs += "" if card.float_only else f" + {recipe['qat_epochs']} QAT"
+    on = (
+        f"{training.cpu}, float phase in {training.precision}" if training.cpu else training.machine
+    )
+    if wall := training.wall_seconds:
+        on += f"; the last `quantize`: {wall / 60:.1f} min by the clock"
     return (
-        f"{training.train_images:,} training / {training.validation_images:,} "
-        "validation images (validation held out of the training set)"
+        f"- training: {split}, {epochs} epochs, {training.total_seconds / 60:.0f} minutes on {on}"
     )
 
 

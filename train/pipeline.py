@@ -18,6 +18,7 @@ A float teacher (`ModelConfig.float_only`) stops after `fit` with its float file
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +122,11 @@ def check_firmware(int8_model: Path, data_dir: Path | None) -> TflmCheck:
 
 
 def ship(
-    run: Run, evaluation: Evaluation, firmware_dir: Path, tflm: TflmCheck | None
+    run: Run,
+    evaluation: Evaluation,
+    firmware_dir: Path,
+    tflm: TflmCheck | None,
+    wall_seconds: float,
 ) -> list[Path]:
     """Build the model card once and write it with every shipped file."""
     card = device_card(
@@ -134,6 +139,8 @@ def ship(
         tflm=tflm,
         open_set=evaluation.open_set,
         start=PHOTO_START if run.photos else None,
+        wall_seconds=wall_seconds,
+        head_on_features=run.photos,
     )
     return ship_files(card, run.files, firmware_dir, tflm)
 
@@ -156,6 +163,7 @@ def quantize(
     """Every step, in order; returns the files shipped and the report's index. A QUICK run skips
     the TFLite Micro check (seconds of a test's minutes, and its model is never flashed), and so
     does a backbone model, which no microcontroller holds."""
+    started = time.monotonic()
     fit(run)
     if run.config.float_only:
         return ship_float_teacher(run, firmware_dir)
@@ -167,7 +175,7 @@ def quantize(
     )
     microcontroller = not (run.quick or run.config.backbone)
     tflm = check_firmware(run.files.int8_model, run.data_dir) if microcontroller else None
-    shipped = ship(run, evaluation, firmware_dir, tflm)
+    shipped = ship(run, evaluation, firmware_dir, tflm, time.monotonic() - started)
     saved = load_run(run.files, firmware_dir / f"{run.config.name}.card.json")
     index = write_report(saved, run.dataset.test, run.train, run.validation, report_dir)
     return [*shipped, index]

@@ -79,9 +79,14 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def training_seconds(files: RunFiles, phase: str) -> float:
+def history(files: RunFiles, phase: str) -> list[dict[str, Any]]:
     path = files.history(phase)
-    return sum(e["seconds"] for e in json.loads(path.read_text())) if path.exists() else 0.0
+    epochs: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+    return epochs
+
+
+def training_seconds(files: RunFiles, phase: str) -> float:
+    return float(sum(epoch["seconds"] for epoch in history(files, phase)))
 
 
 def _sha256(path: Path) -> str:
@@ -145,6 +150,7 @@ def shared_facts(
     float file, how it was trained, on what, and what that cost (ModelCard's fields by name)."""
     float_seconds = training_seconds(files, "float")
     qat_seconds = training_seconds(files, "qat")
+    float_epochs = len(history(files, "float"))
     return {
         "model": config.name,
         "description": config.description,
@@ -165,6 +171,7 @@ def shared_facts(
             machine=f"{platform.machine()}, {os.cpu_count()} CPU cores",
             cpu=cpu_description(),
             precision=float_precision(files),
+            float_epochs=float_epochs if 0 < float_epochs < config.recipe.epochs else None,
         ),
         "training_cost": training_cost(
             files,
@@ -190,10 +197,13 @@ def device_card(
     tflm: TflmCheck | None = None,
     open_set: dict[str, Any] | None = None,
     start: str | None = None,
+    wall_seconds: float | None = None,
+    head_on_features: bool = False,
 ) -> ModelCard:
     """The card of a device model: the shared facts, test accuracy of its three files, its
     robustness, its files, when checked what TFLite Micro made of it, and when chosen its
-    uncertain threshold with the open-set check (open_set.json)."""
+    uncertain threshold with the open-set check (open_set.json). A head fitted on a frozen
+    backbone's cached features gets no FLOPs line: the 6 per multiply-add rule does not hold."""
     teacher, pretrained = config.recipe.teacher, config.recipe.pretrained
     pretrained_sha256 = _sha256(shipped_float_model(pretrained)) if pretrained else None
     # How an image-folder model started, and what that choice was measured to be worth.
@@ -219,7 +229,10 @@ def device_card(
         shared["training"],
         teacher_sha256=recorded_teacher_sha256(files.teacher_scores(teacher)) if teacher else None,
         pretrained_sha256=pretrained_sha256,
+        wall_seconds=round(wall_seconds, 1) if wall_seconds is not None else None,
     )
+    if head_on_features:
+        shared["training_cost"] = None
     int8_report = evaluation["reports"]["int8_tflite"]
     card = ModelCard(
         **shared,

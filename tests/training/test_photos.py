@@ -139,6 +139,12 @@ def test_the_whole_loop_train_collect_from_a_video_retrain(tmp_path):
     assert first["labels"] == list(CLASSES)
     assert first["int8_accuracy"] > 0.5  # 14 photos a class, QUICK: far above a 25% guess
     assert "ImageNet" in first["start"] and first["int8_drop_pt"] <= 1.0
+    # The card says how many head epochs ran (early stopping) and the command's wall time; a
+    # head on cached features gets no 6-FLOPs-per-multiply-add cost line.
+    epochs_run = len(json.loads((runs / "loop-quick" / "float_history.json").read_text()))
+    card_text = (firmware / "loop.card.md").read_text()
+    assert f", {epochs_run} float" in card_text and "min by the clock" in card_text
+    assert first["training"]["wall_seconds"] > 0 and "training_cost" not in first
 
     # The camera on a video of photos it never saw, saving every frame it is given.
     unseen = {name: paths[24:30] for name, paths in files.items()}
