@@ -85,6 +85,12 @@ def test_a_reader_closing_stdout_ends_the_command_quietly(model_path, tmp_path, 
         assert "stopped by output closed" in stderr
 
 
+def default_sighup() -> None:
+    """What an ssh session or a terminal gives its commands, even when the tests themselves run
+    under `nohup` (which the child would inherit, and rightly obey)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 @pytest.mark.parametrize("command", ["camera", "serve"])
 def test_sigterm_or_sighup_ends_the_loop_and_finalizes_the_saved_video(
@@ -93,7 +99,8 @@ def test_sigterm_or_sighup_ends_the_loop_and_finalizes_the_saved_video(
     saved = tmp_path / "out.mp4"
     # --realtime: the 20 s sample plays at its 6 FPS, so SIGTERM lands mid-video.
     args = [command, "-d", SAMPLE_VIDEO, "--headless", "--realtime", "--json", "--save", saved]
-    process = edge_cifar_process(*args, *(["--port", 0] if command == "serve" else []))
+    port = ["--port", 0] if command == "serve" else []
+    process = edge_cifar_process(*args, *port, preexec_fn=default_sighup)
     try:
         if command == "serve":
             wait_for_url(process)
