@@ -239,20 +239,62 @@ def _mbconv(x: Any, stage: Stage, stride: int, block: int, drop_rate: float) -> 
 
 
 def lite0_features(
-    inputs: Any, drop_connect: float = 0.0, block_outputs: list[Any] | None = None
+    inputs: Any,
+    drop_connect: float = 0.0,
+    block_outputs: list[Any] | None = None,
+    first_block: int = 0,
 ) -> Any:
     """Lite0's convolutional trunk on `inputs` (already (x - 127) / 128): the 1280-channel map
-    before pooling. `block_outputs`, when given, collects each block's output in order."""
-    x = _conv_bn(inputs, STEM_CHANNELS, 3, 2, "conv_stem", "bn0", True)
+    before pooling. `block_outputs`, when given, collects each block's output in order. With
+    `first_block` > 0, `inputs` is the map entering that block and only the trunk's top is built
+    (the same layers and names)."""
+    x = inputs if first_block else _conv_bn(inputs, STEM_CHANNELS, 3, 2, "conv_stem", "bn0", True)
     block = 0
     for stage in LITE0_STAGES:
         for repeat in range(stage.repeats):
-            rate = drop_connect * block / LITE0_BLOCKS
-            x = _mbconv(x, stage, stage.stride if repeat == 0 else 1, block, rate)
-            if block_outputs is not None:
-                block_outputs.append(x)
+            if block >= first_block:
+                rate = drop_connect * block / LITE0_BLOCKS
+                x = _mbconv(x, stage, stage.stride if repeat == 0 else 1, block, rate)
+                if block_outputs is not None:
+                    block_outputs.append(x)
             block += 1
     return _conv_bn(x, HEAD_CHANNELS, 1, 1, "conv_head", "bn1", True)
+
+
+def block_output(model: keras.Model, block: int) -> Any:
+    """The output tensor of Lite0's block `block` in `model` (its last layer: the residual add
+    where there is one)."""
+    names = [layer.name for layer in model.layers if layer.name.startswith(f"blocks.{block}")]
+    own = [n for n in names if n.removeprefix(f"blocks.{block}")[:1] in "._"]
+    return model.get_layer(own[-1]).output
+
+
+def lite0_top(
+    map_shape: tuple[int, ...], first_block: int, classes: int, dropout: float = 0.2
+) -> keras.Model:
+    """Blocks `first_block`.. of Lite0, its head conv and a `classes`-way softmax head, on the
+    map entering that block: lite0_classifier's top with the same layer names, to fine-tune on
+    cached maps and copy back. Its BatchNorms stay in inference mode (a few hundred photos
+    cannot estimate batch statistics)."""
+    inputs = keras.Input(map_shape, name="block_input")
+    x = lite0_features(inputs, first_block=first_block)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="classes")(x)
+    top = keras.Model(inputs, outputs, name="lite0_top")
+    for layer in top.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    return top
+
+
+def copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """The weights of every weighted layer of the smaller model (a top), from `source` to the
+    `target` layer of the same name: the full model to its top, or back."""
+    smaller = min(source, target, key=lambda model: len(model.layers))
+    for layer in smaller.layers:
+        if layer.weights:
+            target.get_layer(layer.name).set_weights(source.get_layer(layer.name).get_weights())
 
 
 def lite0_imagenet(size: int = 224) -> keras.Model:

@@ -6,8 +6,8 @@ for the photo itself and a few augmented views of it (random resized crop, mirro
 effects), and keeps them on disk (train/feature_cache.py); a softmax head is fitted on them with
 class weights against unbalanced folders and early stopping on the validation split, in seconds.
 Its weights go into the full network, which converts to full INT8 by post-training quantization
-like any other model. Why frozen rather than fine-tuned, and why these sizes: train/NOTES.md
-("Photo folders: ImageNet transfer").
+like any other model. Why frozen (fine-tuning the top blocks on a few hundred photos cost up to a
+point: train/experiments/photo_measure.py) and why these sizes: train/NOTES.md ("Photo folders").
 
 A class folder named `_background` trains as "none of these": the device reports it as
 `uncertain`, and its validation photos choose the recommended uncertain threshold.
@@ -31,7 +31,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from edge_cifar.classifier import BACKGROUND_LABEL
 from edge_cifar.preprocess import PIXEL_SCALE
 from train.artifacts import RunFiles, write_atomic
-from train.backbones import LITE0_PIN, LITE0_SHA256
+from train.backbones import LITE0_PIN, LITE0_SHA256, block_output
 from train.calibration import choose_threshold
 from train.camera_augment import camera_effects
 from train.data import Split
@@ -91,8 +91,8 @@ def view_maker(size: int) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
 
 @dataclass
 class Extractor:
-    """Lite0's pooled features of model-sized uint8 images, view 0 as they are, view v > 0 an
-    augmented view seeded by the image's content and v."""
+    """What `backbone` makes of model-sized uint8 images (Lite0's pooled features, or a block's
+    map), view 0 as they are, view v > 0 an augmented view seeded by the image's content and v."""
 
     backbone: keras.Model
     size: int
@@ -116,14 +116,18 @@ class Extractor:
         return features
 
 
-def backbone_of(model: keras.Model) -> keras.Model:
-    return keras.Model(model.input, model.get_layer("pool").output, name="lite0_features")
+def backbone_of(model: keras.Model, block: int | None = None) -> keras.Model:
+    """The frozen part of `model`: up to its pooled features, or up to the map entering `block`."""
+    output = model.get_layer("pool").output if block is None else block_output(model, block - 1)
+    return keras.Model(model.input, output, name="lite0_trunk")
 
 
-def feature_cache(cache_dir: Path, size: int) -> FeatureCache:
-    """The cache of Lite0's features at `size` px; the file name changes with the weights and
-    the view recipe (`VIEW_RECIPE`), so a changed one never mixes with old features."""
-    return FeatureCache(cache_dir / f"lite0-{LITE0_SHA256[:12]}-{VIEW_RECIPE}-{size}px.npz")
+def feature_cache(cache_dir: Path, size: int, block: int | None = None) -> FeatureCache:
+    """The cache of Lite0's pooled features (or maps entering `block`) at `size` px; the file name
+    changes with the weights, the view recipe (`VIEW_RECIPE`) and the block, so a changed one never
+    mixes with old features."""
+    at = "" if block is None else f"-block{block}in"
+    return FeatureCache(cache_dir / f"lite0-{LITE0_SHA256[:12]}-{VIEW_RECIPE}{at}-{size}px.npz")
 
 
 def head_model(features: int, classes: int) -> keras.Model:
@@ -143,17 +147,9 @@ def class_weights(labels: npt.NDArray[np.int64], classes: int) -> dict[int, floa
     }
 
 
-def fit_head(
-    train: tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]],
-    validation: tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]],
-    classes: int,
-    files: RunFiles | None,
-) -> keras.Model:
-    """The head fitted on (features, labels), class-weighted, stopped early on the validation
-    loss (its best epoch kept); each epoch logged in the run's float history."""
-    head = head_model(train[0].shape[1], classes)
-    head.compile(
-        optimizer=keras.optimizers.Adam(HEAD_LR),
+def compiled(model: keras.Model, learning_rate: float) -> keras.Model:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=LABEL_SMOOTHING),
         # The metrics every phase's history has (the report plots them).
         metrics=[
@@ -162,23 +158,56 @@ def fit_head(
             LabelRecall(name="recall"),
         ],
     )
-    eye = np.eye(classes, dtype=np.float32)
+    return model
+
+
+Examples = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
+
+
+def fit_phase(
+    model: keras.Model,
+    train: Examples,
+    validation: Examples,
+    files: RunFiles | None,
+    *,
+    epochs: int,
+    patience: int,
+    first_epoch: int = 0,
+) -> tuple[float, int]:
+    """Fit class-weighted, stopped early on the validation loss (its best epoch kept), each epoch
+    logged in the run's float history after `first_epoch`; returns (best validation loss, epochs
+    run)."""
+    eye = np.eye(model.output_shape[-1], dtype=np.float32)
     log = [] if files is None else [HistoryLog(files.history("float"), "float", "float32")]
-    head.fit(
+    fitted = model.fit(
         train[0],
         eye[train[1]],
         batch_size=HEAD_BATCH,
-        epochs=HEAD_MAX_EPOCHS,
+        initial_epoch=first_epoch,
+        epochs=first_epoch + epochs,
         shuffle=True,
-        class_weight=class_weights(train[1], classes),
+        class_weight=class_weights(train[1], model.output_shape[-1]),
         validation_data=(validation[0], eye[validation[1]]),
         callbacks=[
-            keras.callbacks.EarlyStopping("val_loss", patience=PATIENCE, restore_best_weights=True),
+            keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True),
             *log,
         ],
         verbose=0,
     )
-    return head
+    losses = fitted.history["val_loss"]
+    return float(min(losses)), len(losses)
+
+
+def fit_head(
+    train: Examples, validation: Examples, classes: int, files: RunFiles | None
+) -> tuple[keras.Model, float, int]:
+    """The head fitted on (pooled features, labels): the model, its best validation loss and the
+    epochs it ran."""
+    head = compiled(head_model(train[0].shape[1], classes), HEAD_LR)
+    loss, epochs = fit_phase(
+        head, train, validation, files, epochs=HEAD_MAX_EPOCHS, patience=PATIENCE
+    )
+    return head, loss, epochs
 
 
 def recommended_threshold(
@@ -226,7 +255,8 @@ def train_photo_model(
         f"{len(validation_x)} validation, {time.monotonic() - started:.0f} s",
         file=sys.stderr,
     )
-    head = fit_head((train_x, train_y), (validation_x, validation.labels), config.classes, files)
+    validation_xy = (validation_x, validation.labels)
+    head, _, _ = fit_head((train_x, train_y), validation_xy, config.classes, files)
     model.get_layer("classes").set_weights(head.get_layer("classes").get_weights())
     scores = head.predict(validation_x, verbose=0)
     threshold = recommended_threshold(scores, validation.labels, train.class_names)
@@ -235,12 +265,8 @@ def train_photo_model(
         f"head: validation accuracy {accuracy:.2%}, uncertain threshold {threshold}",
         file=sys.stderr,
     )
-    write_atomic(
-        files.root / TRANSFER_FILE,
-        json.dumps(
-            {"uncertain_threshold": threshold, "validation_accuracy": accuracy, "views": views}
-        ).encode(),
-    )
+    record = {"uncertain_threshold": threshold, "validation_accuracy": accuracy, "views": views}
+    write_atomic(files.root / TRANSFER_FILE, json.dumps(record).encode())
     save_weights(model, files.float_weights)
     return files.float_weights
 

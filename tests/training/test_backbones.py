@@ -16,8 +16,11 @@ from train import backbones
 from train.backbones import (
     LITE0_BLOCKS,
     WeightsError,
+    block_output,
+    copy_weights,
     lite0_classifier,
     lite0_imagenet,
+    lite0_top,
     lite0_weights_path,
     read_torch_legacy,
 )
@@ -157,3 +160,22 @@ def test_the_classifier_keeps_the_imagenet_features(weights: dict[str, np.ndarra
     np.testing.assert_array_equal(
         kernel, weights["_blocks.7._depthwise_conv.weight"].transpose(2, 3, 0, 1)
     )
+
+
+@pytest.mark.parametrize("first_block", [LITE0_BLOCKS - 1, LITE0_BLOCKS - 4])
+def test_the_top_on_a_cached_map_is_the_classifier_split_in_two(first_block: int) -> None:
+    # The photo path fine-tunes the top on maps of the trunk: trunk then top must be the model.
+    import tf_keras as keras
+
+    model = lite0_classifier(3, image_size=32, backbone_size=64)
+    trunk = keras.Model(model.input, block_output(model, first_block - 1))
+    images = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    maps = trunk(images, training=False).numpy()
+    top = lite0_top(maps.shape[1:], first_block, 3)
+    copy_weights(model, top)
+    np.testing.assert_allclose(
+        top(maps, training=False).numpy(), model(images, training=False).numpy(), atol=1e-5
+    )
+    norms = [layer for layer in top.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and not any(layer.trainable for layer in norms)
+    copy_weights(top, model)  # and back: every top layer is one of the model's
