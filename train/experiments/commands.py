@@ -6,6 +6,7 @@ command, as train/cli.py does, so `--help` stays instant.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -13,8 +14,8 @@ import typer
 
 from edge_cifar.model_files import DEFAULT_MODEL
 from train import data
-from train.options import DataDirOption, ModelOption, reported, say
-from train.recipe import get_config
+from train.options import DataDirOption, ModelOption, fail, reported, say
+from train.recipe import Lite0Net, ModelConfig, get_config
 from train.run import load_splits
 
 
@@ -86,18 +87,40 @@ def sketch(
         print(f"wrote {path} ({path.stat().st_size:,} bytes)", file=sys.stderr)
 
 
+def lite0_variant(
+    config: ModelConfig, backbone_size: int | None, frozen_blocks: int | None
+) -> ModelConfig:
+    net = config.net
+    if not isinstance(net, Lite0Net):
+        fail(
+            ValueError(f"{config.name} is not a Lite0 config: no backbone size or frozen blocks"), 2
+        )
+    size = net.backbone_size if backbone_size is None else backbone_size
+    frozen = net.frozen_blocks if frozen_blocks is None else frozen_blocks
+    name = f"{config.name} ({size} px, {frozen} blocks frozen)"
+    return replace(config, name=name, net=Lite0Net(net.name, size, frozen))
+
+
 def throughput(
     models: Annotated[list[str], typer.Argument(help="Config names (train/recipe.py).")],
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 128,
+    backbone_size: Annotated[
+        int | None, typer.Option(min=32, help="A Lite0 config's variant: this backbone side.")
+    ] = None,
+    frozen_blocks: Annotated[
+        int | None, typer.Option(min=0, help="A Lite0 config's variant: this many blocks frozen.")
+    ] = None,
 ) -> None:
-    """Training images per second of each config on synthetic batches, in float32 and in mixed
-    bfloat16, on this CPU (which the line names)."""
+    """Training images per second of each config (or a Lite0 config's variant) on synthetic
+    batches, in float32 and in mixed bfloat16, on this CPU (which the line names)."""
+    with reported():
+        configs = [get_config(name) for name in models]
+    if backbone_size is not None or frozen_blocks is not None:
+        configs = [lite0_variant(c, backbone_size, frozen_blocks) for c in configs]
     # TensorFlow (module docstring)
     from train.experiments.throughput import images_per_second
     from train.precision import FLOAT32, MIXED_BFLOAT16, cpu_description
 
-    with reported():
-        configs = [get_config(name) for name in models]
     print(f"{cpu_description()}; batch {batch_size}; images/s through fit")
     for config in configs:
         rates = {p: images_per_second(config, p, batch_size) for p in (FLOAT32, MIXED_BFLOAT16)}
