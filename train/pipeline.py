@@ -141,6 +141,7 @@ def ship(
         start=PHOTO_START if run.photos else None,
         wall_seconds=wall_seconds,
         head_on_features=run.photos,
+        threshold=recorded_threshold(run.files),
     )
     return ship_files(card, run.files, firmware_dir, tflm)
 

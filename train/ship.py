@@ -199,11 +199,13 @@ def device_card(
     start: str | None = None,
     wall_seconds: float | None = None,
     head_on_features: bool = False,
+    threshold: float | None = None,
 ) -> ModelCard:
     """The card of a device model: the shared facts, test accuracy of its three files, its
     robustness, its files, when checked what TFLite Micro made of it, and when chosen its
     uncertain threshold with the open-set check (open_set.json). A head fitted on a frozen
-    backbone's cached features gets no FLOPs line: the 6 per multiply-add rule does not hold."""
+    backbone's cached features gets no FLOPs line: the 6 per multiply-add rule does not hold.
+    `threshold`: the uncertain threshold stamped without an open-set check (a photo run's)."""
     teacher, pretrained = config.recipe.teacher, config.recipe.pretrained
     pretrained_sha256 = _sha256(shipped_float_model(pretrained)) if pretrained else None
     # How an image-folder model started, and what that choice was measured to be worth.
@@ -253,7 +255,7 @@ def device_card(
         int8_budget_kib=config.int8_budget_kib,
         uint8_model=file_facts(files.uint8_model, f"{config.name}_uint8.tflite"),
         report=f"../reports/{config.name}/index.md",
-        uncertain_threshold=open_set["threshold"] if open_set else None,
+        uncertain_threshold=open_set["threshold"] if open_set else threshold,
         open_set=open_set_facts(open_set) if open_set else None,
     )
     return laid_out(updated(card, **tflm.card_fields()) if tflm else card)

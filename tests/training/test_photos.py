@@ -145,6 +145,8 @@ def test_the_whole_loop_train_collect_from_a_video_retrain(tmp_path):
     card_text = (firmware / "loop.card.md").read_text()
     assert f", {epochs_run} float" in card_text and "min by the clock" in card_text
     assert first["training"]["wall_seconds"] > 0 and "training_cost" not in first
+    # The threshold the head's validation chose is in the card as in the model's metadata.
+    assert f"a top score below {first['uncertain_threshold']:g} (in the metadata)" in card_text
 
     # The camera on a video of photos it never saw, saving every frame it is given.
     unseen = {name: paths[24:30] for name, paths in files.items()}
