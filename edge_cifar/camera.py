@@ -193,10 +193,11 @@ class WindowSink:
         self._sized = False
 
     def write(self, frame: Frame, result: FrameResult, fps: float) -> str | None:
+        cv2.imshow(WINDOW_TITLE, annotate(frame, result, fps))
         if not self._sized:
+            # After the first image: resized before it, a Qt window could stay black for good.
             cv2.resizeWindow(WINDOW_TITLE, frame.shape[1], frame.shape[0])
             self._sized = True
-        cv2.imshow(WINDOW_TITLE, annotate(frame, result, fps))
         return "quit key" if (cv2.waitKey(1) & 0xFF) in QUIT_KEYS else None
 
     def close(self) -> None:
