@@ -45,10 +45,11 @@ def shipped_model_path(model: str) -> Path:
 
 
 def model_path(model: Path | None) -> Path:
-    """What `--model` names: a file, else a shipped model's name; none: the default model."""
+    """What `--model` names: a file, else a shipped model's name; none: the default model. A
+    folder never shadows a name (the checkout's `pi/` scripts and the `pi` model)."""
     if model is None:
         return default_model_path()
-    is_name = model.suffix != ".tflite" and model.name == str(model) and not model.exists()
+    is_name = model.suffix != ".tflite" and model.name == str(model) and not model.is_file()
     return shipped_model_path(str(model)) if is_name else model
 
 

@@ -86,5 +86,8 @@ def test_model_names_a_shipped_model_or_a_file(folders, tmp_path, monkeypatch) -
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny").write_bytes(b"a file named like a model wins")
     assert model_path(Path("tiny")) == Path("tiny")
+    (package / "pi_int8.tflite").write_bytes(b"x")
+    (tmp_path / "pi").mkdir()  # a folder does not: the checkout's pi/ scripts
+    assert model_path(Path("pi")) == package / "pi_int8.tflite"
     with pytest.raises(ModelError, match=r"no shipped model nothing_int8\.tflite"):
         model_path(Path("nothing"))
