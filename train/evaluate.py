@@ -24,9 +24,22 @@ from train.scoring import Scorer, tflite_scorer, tflite_scores
 MODEL_KINDS = ("float_keras", "float_tflite", "int8_tflite")
 
 
+# Pixels a Keras scoring batch holds: 500 CIFAR-10 images, 10 photos at 224 px (a fixed 500
+# photos at 224 px held gigabytes of activations: train/NOTES.md, photo folders).
+BATCH_PIXELS = 500 * 32 * 32
+
+
 def keras_scores(model: keras.Model, images: np.ndarray) -> np.ndarray:
-    return np.asarray(
-        model.predict(images.astype(np.float32) * PIXEL_SCALE, batch_size=500, verbose=0)
+    """Class scores of the float Keras model, a batch at a time (converted to its 0..1 pixels
+    batch by batch, so a test set of large photos is never all float at once)."""
+    batch = max(1, BATCH_PIXELS // (images.shape[1] * images.shape[2]))
+    return np.concatenate(
+        [
+            np.asarray(
+                model.predict_on_batch(images[i : i + batch].astype(np.float32) * PIXEL_SCALE)
+            )
+            for i in range(0, len(images), batch)
+        ]
     )
 
 
