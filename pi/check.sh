@@ -147,7 +147,7 @@ PY
   # user mode does not follow an exec, and without binfmt_misc (root, a mount) the host kernel
   # cannot start an aarch64 program. test_cli_errors.py and test_cli_endings.py are all such.
   step "$release, cortex-a72: the runtime's tests (a named subset)"
-  tmp=$PWD/$PI_DIR/tmp/$release
+  tmp=$(realpath -m "$PI_DIR/tmp/$release")  # PI_DIR may be relative or absolute
   mkdir -p "$tmp"
   EDGE_CIFAR_EXPECT_RUNTIME=litert TMPDIR=$tmp pi/python -m pytest -q \
     -p no:cacheprovider --basetemp "$tmp/pytest" \
