@@ -70,6 +70,12 @@ class RunFiles:
     def history(self, phase: str) -> Path:
         return self.root / f"{phase}_history.json"
 
+    def epochs(self, phase: str) -> list[dict[str, Any]]:
+        """The epochs a phase's history records (none: the phase has not run)."""
+        path = self.history(phase)
+        epochs: list[dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else []
+        return epochs
+
     @property
     def recipe(self) -> Path:
         return self.root / "recipe.json"

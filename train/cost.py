@@ -5,7 +5,6 @@ stated this way because wall time depends on the CPU (train/NOTES.md)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from edge_cifar.interpreter import Model
@@ -19,11 +18,7 @@ PHASES = ("float", "qat")
 
 
 def epochs_trained(files: RunFiles) -> int:
-    return sum(
-        len(json.loads(path.read_text()))
-        for phase in PHASES
-        if (path := files.history(phase)).is_file()
-    )
+    return sum(len(files.epochs(phase)) for phase in PHASES)
 
 
 def images_per_epoch(train_images: int, batch_size: int) -> int:

@@ -79,14 +79,8 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def history(files: RunFiles, phase: str) -> list[dict[str, Any]]:
-    path = files.history(phase)
-    epochs: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
-    return epochs
-
-
 def training_seconds(files: RunFiles, phase: str) -> float:
-    return float(sum(epoch["seconds"] for epoch in history(files, phase)))
+    return float(sum(epoch["seconds"] for epoch in files.epochs(phase)))
 
 
 def _sha256(path: Path) -> str:
@@ -150,7 +144,7 @@ def shared_facts(
     float file, how it was trained, on what, and what that cost (ModelCard's fields by name)."""
     float_seconds = training_seconds(files, "float")
     qat_seconds = training_seconds(files, "qat")
-    float_epochs = len(history(files, "float"))
+    float_epochs = len(files.epochs("float"))
     return {
         "model": config.name,
         "description": config.description,
