@@ -58,7 +58,7 @@ from edge_cifar.sources import (
     opencv_reason,
     quiet_opencv_logs,
 )
-from edge_cifar.wiring import ClassifierOptions, load_classifier, load_model, prepare_loop
+from edge_cifar.wiring import ClassifierOptions, load_model, model_notes, prepare_loop
 
 EXIT_SOME_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -134,15 +134,19 @@ def classify(
     single-input image classifier."""
     failed = 0
     with one_line_errors():
-        classifier = load_classifier(
-            classifier_options(model, runtime, threads, top_k, input_range, labels, min_score), say
-        )
+        options = classifier_options(model, runtime, threads, top_k, input_range, labels, min_score)
+        classifier = options.classifier()
+        notes = model_notes(classifier)  # said before the first result: errors alone stay one line
         image_paths = expand_image_paths(paths)
         width = max(len(str(p)) for p in image_paths)
         for result in classify_files(classifier, image_paths):
             if result.error is not None:
                 failed += 1
                 typer.echo(f"error: {result.error}", err=True)
+            elif notes:
+                for note in notes:
+                    say(note)
+                notes = []
             if as_json:
                 typer.echo(json.dumps(result.as_json()))
             elif (decision := result.decision) is not None:
@@ -200,9 +204,8 @@ def camera(
     # The stop signals' handlers come first: a SIGTERM while the model loads or the camera opens
     # ends the run as cleanly as one in the loop (the loop then stops before its first frame).
     with stop.installed(), one_line_errors():
-        classifier = load_classifier(
-            classifier_options(model, runtime, threads, top_k, input_range, labels, min_score), say
-        )
+        options = classifier_options(model, runtime, threads, top_k, input_range, labels, min_score)
+        classifier = options.classifier()
         loop = prepare_loop(
             open_source(device, width=width, height=height),
             classifier,
@@ -286,7 +289,7 @@ def serve(
         if offered is not None and not offered.strip():
             raise SourceError(f"--token or {TOKEN_VARIABLE} is empty; give a token or unset it")
         options = classifier_options(model, runtime, threads, top_k, input_range, labels, min_score)
-        classifier = load_classifier(options, say)
+        classifier = options.classifier()
         # POST /classify has its own interpreter (one thread): the loop's never changes thread.
         uploads = options.classifier(threads=1, model=classifier.model.path)
         # Built first: it binds the port, so a taken one is an error before the camera opens.

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from edge_cifar.model_files import DEFAULT_MODEL
 from edge_cifar.preprocess import DEFAULT_INPUT_RANGE
 
 
@@ -17,13 +18,16 @@ class Runtime(str, Enum):
     tensorflow = "tensorflow"
 
 
+# A device's service names its model once, in its environment, as it gives the token.
+MODEL_VARIABLE = "EDGE_CIFAR_MODEL"
 ModelOption = Annotated[
     Path | None,
     typer.Option(
         "--model",
         "-m",
+        envvar=MODEL_VARIABLE,
         help="A .tflite file, or a shipped model's name (pi, default, tiny, seed) "
-        "[default: the shipped INT8 model].",
+        f"[default: {DEFAULT_MODEL}, the packaged INT8 model].",
     ),
 ]
 RuntimeOption = Annotated[

@@ -59,18 +59,17 @@ class ClassifierOptions:
         )
 
 
-def load_classifier(options: ClassifierOptions, say: Say) -> Classifier:
-    """The command's classifier; what the model's metadata overrode or set is said once."""
-    classifier = options.classifier()
+def model_notes(classifier: Classifier) -> list[str]:
+    """What the model's metadata overrode or set, for the user once. Said when the work starts
+    (the inputs open, a first image classified), not at loading: a bad input stays one line."""
     meaning = classifier.meaning
-    for note in meaning.notes:
-        say(f"note: {note}")
-    if options.min_score is None and meaning.min_score > 0:
-        say(
+    notes = [f"note: {note}" for note in meaning.notes]
+    if meaning.min_score > 0 and meaning.min_score_from != "--min-score":
+        notes.append(
             f"note: a best score below {meaning.min_score:g} is {UNCERTAIN!r} "
             f"({meaning.min_score_from}; --min-score overrides)"
         )
-    return classifier
+    return notes
 
 
 def mqtt_sink(url: str, classifier: Classifier, say: Say) -> Sink:
@@ -95,6 +94,8 @@ class Loop:
     say: Say
 
     def run(self, classifier: Classifier) -> None:
+        for note in model_notes(classifier):  # the source and sinks opened: bad ones were one line
+            self.say(note)
         summary = run(self.source, classifier, self.sinks, self.options, self.stop)
         self.say(f"{self.source.name}: {summary.describe()}")
 

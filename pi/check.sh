@@ -4,8 +4,8 @@
 # Raspberry Pi OS userland: bookworm (Python 3.11) and trixie (Python 3.13, current since 2025).
 #   HOST_VENV    the x86 runtime venv whose predictions are the reference (default .venv-litert)
 #   PI_MODELS    the models both run, named as a user names them (default: every shipped
-#                firmware_models/<name>_int8.tflite, so each must travel in the wheel); serve,
-#                bench and the tests run the packaged default
+#                firmware_models/<name>_int8.tflite, so each must travel in the wheel); serve
+#                and bench run the first of them, the tests `default` (tests/runtime/support.py)
 #   PI_CPUS      emulated cores (default "cortex-a72 cortex-a76": a Raspberry Pi 4 and a Pi 5)
 #   PI_RELEASES  userlands (default "bookworm trixie")
 set -euo pipefail

@@ -18,7 +18,6 @@ from typing import Annotated
 
 import typer
 
-from edge_cifar.model_files import DEFAULT_MODEL
 from train import data
 from train.corruptions import by_name
 from train.experiments import commands
@@ -39,6 +38,7 @@ from train.options import (
     reported,
     say,
 )
+from train.recipe import DEFAULT_CONFIG
 from train.report import report_run
 from train.robustness import ModelUnderTest, benchmark, markdown_table, write_result
 from train.run import (
@@ -163,7 +163,7 @@ def source(
 @app.command()
 def fit(
     ctx: typer.Context,
-    model: ModelOption = DEFAULT_MODEL,
+    model: ModelOption = DEFAULT_CONFIG,
     data_dir: DataDirOption = None,
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),
@@ -181,7 +181,7 @@ def fit(
 @app.command()
 def qat(
     ctx: typer.Context,
-    model: ModelOption = DEFAULT_MODEL,
+    model: ModelOption = DEFAULT_CONFIG,
     data_dir: DataDirOption = None,
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),
@@ -199,7 +199,7 @@ def qat(
 @app.command()
 def convert(
     ctx: typer.Context,
-    model: ModelOption = DEFAULT_MODEL,
+    model: ModelOption = DEFAULT_CONFIG,
     data_dir: DataDirOption = None,
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),
@@ -216,7 +216,7 @@ def convert(
 @app.command()
 def evaluate(
     ctx: typer.Context,
-    model: ModelOption = DEFAULT_MODEL,
+    model: ModelOption = DEFAULT_CONFIG,
     data_dir: DataDirOption = None,
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),
@@ -241,7 +241,7 @@ def evaluate(
 @app.command()
 def quantize(
     ctx: typer.Context,
-    model: ModelOption = DEFAULT_MODEL,
+    model: ModelOption = DEFAULT_CONFIG,
     data_dir: DataDirOption = None,
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),
@@ -291,7 +291,7 @@ def report_dir(run_root: Path, model: str, quick: bool, out_dir: Path | None) ->
 @app.command()
 def report(
     ctx: typer.Context,
-    model: ModelOption = DEFAULT_MODEL,
+    model: ModelOption = DEFAULT_CONFIG,
     data_dir: DataDirOption = None,
     quick: QuickOption = False,
     runs_dir: RunsOption = Path("runs"),

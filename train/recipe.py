@@ -228,6 +228,12 @@ CONFIGS: dict[str, ModelConfig] = {
 }
 
 
+# What `python -m train` and `make quantize` build without `--model`: the microcontroller model,
+# shipped with its C files. The runtime's packaged default is `pi` (edge_cifar/model_files.py), a
+# run of hours on two cores: `--model pi`.
+DEFAULT_CONFIG = "default"
+
+
 def get_config(name: str, *, quick: bool = False) -> ModelConfig:
     """The named config; `quick` keeps the architecture and shortens the schedule to minutes."""
     if name not in CONFIGS:

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
+# The shipped model the runtime's tests run (conftest.py names it in $EDGE_CIFAR_MODEL).
+TEST_MODEL = "default"
 DATA = Path(__file__).resolve().parent / "data"
 
 

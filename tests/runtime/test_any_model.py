@@ -11,7 +11,7 @@ from edge_cifar.classifier import Classifier, softmax
 from edge_cifar.interpreter import Model
 from train.labels import CLASS_NAMES
 
-from .support import DATA, REPO, write_png
+from .support import DATA, REPO, TEST_MODEL, write_png
 
 FIVE, GRAY, TWO_OUTPUTS = (
     DATA / "five_classes.tflite",
@@ -97,7 +97,7 @@ def test_a_one_channel_model_classifies_colour_images(cli, image):
 def test_the_shipped_model_carries_its_labels_and_input_meaning(model_path):
     metadata = Model(model_path).metadata
     assert metadata is not None and metadata.labels == CLASS_NAMES
-    assert metadata.label_file == "labels.txt" and metadata.name == "default"
+    assert metadata.label_file == "labels.txt" and metadata.name == TEST_MODEL
     assert (metadata.normalization.mean, metadata.normalization.std) == ((0.0,), (255.0,))
     assert metadata.licence == "MIT" and metadata.author and metadata.version
 

@@ -10,7 +10,9 @@ import pytest
 
 from edge_cifar.bench import Latency, bench_models, on_frontier, pick_baseline, turns
 from edge_cifar.interpreter import Model
-from edge_cifar.model_files import DEFAULT_MODEL, REFERENCE_MODEL
+from edge_cifar.model_files import REFERENCE_MODEL
+
+from .support import TEST_MODEL
 
 PERCENTILES = ("min", "p50", "p90", "p99", "max")
 
@@ -51,7 +53,7 @@ def test_bench_json_has_latency_stages_and_model_facts(cli, model_path, tmp_path
 
 
 def test_bench_takes_a_shipped_model_by_name_as_every_command_does(cli, model_path):
-    (model,) = bench_json(cli, DEFAULT_MODEL)["models"]
+    (model,) = bench_json(cli, TEST_MODEL)["models"]
     assert model["path"] == str(model_path)
     result = cli("bench", "--runs", 1, "no-such-model")
     assert result.exit_code == 2 and "no shipped model no-such-model_int8.tflite" in result.stderr

@@ -15,7 +15,7 @@ import pytest
 from edge_cifar.model_files import int8_filename
 from edge_cifar.sources import ImageTooLargeError, decode_image
 
-from .support import DATA, REPO, peak_mib, png_bomb, write_png
+from .support import DATA, REPO, TEST_MODEL, peak_mib, png_bomb, write_png
 
 BAD_INPUT = 2
 
@@ -138,7 +138,7 @@ def test_no_shipped_model_is_one_error_line(cli_process, tmp_path, image):
 
     shutil.copytree(REPO / "edge_cifar", tmp_path / "pkg" / "edge_cifar")
     result = cli_process("classify", image, pythonpath=tmp_path / "pkg")
-    expected = f"no shipped model {int8_filename()}"
+    expected = f"no shipped model {int8_filename(TEST_MODEL)}"
     result.assert_one_error_line(BAD_INPUT, expected, "--model PATH")
 
 

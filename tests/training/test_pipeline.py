@@ -16,11 +16,10 @@ import pytest
 import train_command
 
 from edge_cifar.interpreter import Model
-from edge_cifar.model_files import DEFAULT_MODEL
 from train import data
 from train.convert import non_integer_tensors
 from train.labels import CLASS_NAMES
-from train.recipe import get_config
+from train.recipe import DEFAULT_CONFIG, get_config
 from train.run import QUICK_TEST
 
 pytestmark = pytest.mark.slow
@@ -157,7 +156,7 @@ def test_accuracy_gate_fails_and_ships_nothing(quick_run, cifar10_dir):
 
 
 def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, cifar10_dir):
-    history = tmp_path / f"{DEFAULT_MODEL}-quick" / "float_history.json"
+    history = tmp_path / f"{DEFAULT_CONFIG}-quick" / "float_history.json"
     args = [sys.executable, "-m", "train", "fit", "--quick", "--runs-dir", str(tmp_path)]
     env = {**os.environ, "CIFAR10_DIR": str(cifar10_dir)}
     first = subprocess.Popen(
@@ -171,7 +170,7 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, cifar10_di
     first.send_signal(signal.SIGKILL)
     first.wait()
     epoch_zero = json.loads(history.read_text())[0]
-    assert not (tmp_path / f"{DEFAULT_MODEL}-quick" / "float.h5").exists()
+    assert not (tmp_path / f"{DEFAULT_CONFIG}-quick" / "float.h5").exists()
 
     resumed = run_train("fit", "--quick", "--runs-dir", str(tmp_path), cifar10_dir=cifar10_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -179,13 +178,13 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, cifar10_di
     entries = json.loads(history.read_text())
     assert [e["epoch"] for e in entries] == [0, 1, 2]
     assert entries[0] == epoch_zero  # the finished epoch was not trained again
-    assert (tmp_path / f"{DEFAULT_MODEL}-quick" / "float.h5").exists()
+    assert (tmp_path / f"{DEFAULT_CONFIG}-quick" / "float.h5").exists()
 
 
 def test_resuming_under_another_recipe_is_one_line_and_trains_nothing(tmp_path, cifar10_dir):
-    run_dir = tmp_path / f"{DEFAULT_MODEL}-quick"
+    run_dir = tmp_path / f"{DEFAULT_CONFIG}-quick"
     run_dir.mkdir()
-    recipe = get_config(DEFAULT_MODEL, quick=True).recipe.as_dict()
+    recipe = get_config(DEFAULT_CONFIG, quick=True).recipe.as_dict()
     started = recipe | {"seed": recipe["seed"] + 1}
     (run_dir / "recipe.json").write_text(json.dumps(started))
 

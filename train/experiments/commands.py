@@ -12,10 +12,9 @@ from typing import Annotated
 
 import typer
 
-from edge_cifar.model_files import DEFAULT_MODEL
 from train import data
 from train.options import DataDirOption, ModelOption, fail, reported, say
-from train.recipe import Lite0Net, ModelConfig, get_config
+from train.recipe import DEFAULT_CONFIG, Lite0Net, ModelConfig, get_config
 from train.run import load_splits
 
 
@@ -26,7 +25,7 @@ def compare(
             help="Recipe variants as name:field=value,...  ('base' alone: the config's recipe)."
         ),
     ],
-    model: ModelOption = DEFAULT_MODEL,
+    model: ModelOption = DEFAULT_CONFIG,
     data_dir: DataDirOption = None,
     train_images: Annotated[
         int, typer.Option("--train-images", min=500, help="Class-balanced training subset.")
