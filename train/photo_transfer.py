@@ -32,7 +32,7 @@ from edge_cifar.classifier import BACKGROUND_LABEL
 from edge_cifar.preprocess import PIXEL_SCALE
 from train.artifacts import RunFiles, write_atomic
 from train.backbones import LITE0_PIN, LITE0_SHA256, block_output
-from train.calibration import choose_threshold
+from train.calibration import MAX_LOST_SHARE, choose_threshold
 from train.camera_augment import camera_effects
 from train.data import Split
 from train.feature_cache import FeatureCache, pixel_digest
@@ -53,10 +53,6 @@ HEAD_MAX_EPOCHS = PHOTO_HEAD_RECIPE.epochs
 # the best epoch's weights are kept.
 PATIENCE = 20
 LABEL_SMOOTHING = PHOTO_HEAD_RECIPE.label_smoothing
-# Without `_background` photos there is nothing out-of-class to set the threshold against: it is
-# the top score under which this share of the correct validation answers fall (a judgement:
-# such frames are the ones worth collecting for the next round).
-UNSURE_SHARE = 0.05
 TRANSFER_FILE = "photo_transfer.json"
 # What a photo model's card says of its start (the `start` of train/ship.py's cards).
 PHOTO_START = (
@@ -215,7 +211,9 @@ def recommended_threshold(
 ) -> float:
     """The uncertain threshold from validation scores: Youden's J against the `_background`
     photos when the folder has them (scored on its real classes: a frame called background is
-    uncertain whatever its score), else the `UNSURE_SHARE` quantile of correct answers."""
+    uncertain whatever its score), else the top score under which `MAX_LOST_SHARE` of the correct
+    answers fall: with nothing out-of-class to set it against, the share J may lose at most
+    (such frames are the ones worth collecting for the next round)."""
     if BACKGROUND_LABEL in class_names:
         background = class_names.index(BACKGROUND_LABEL)
         real = scores.copy()
@@ -225,7 +223,7 @@ def recommended_threshold(
             return choose_threshold(real[inside], labels[inside], real[~inside])
     correct = scores.argmax(axis=1) == labels
     top = scores.max(axis=1)[correct] if correct.any() else scores.max(axis=1)
-    return round(float(np.quantile(top, UNSURE_SHARE)), 4)
+    return round(float(np.quantile(top, MAX_LOST_SHARE)), 4)
 
 
 def train_photo_model(

@@ -6,7 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from train.calibration import CHOOSE, REPORT, choose_threshold, open_set_check, out_of_class_photos
+from train.calibration import (
+    CHOOSE,
+    MAX_LOST_SHARE,
+    REPORT,
+    choose_threshold,
+    open_set_check,
+    out_of_class_photos,
+)
 
 PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "photos"
 
@@ -38,6 +45,16 @@ def test_wrong_answers_do_not_pull_the_threshold_down() -> None:
     assert check.in_class_accuracy == pytest.approx(2 / 3, abs=1e-4)
     assert check.out_of_class_uncertain == 1.0
     assert check.in_class_named_right == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_the_threshold_calls_at_most_its_share_of_correct_answers_uncertain() -> None:
+    # J alone would take 0.95: no photo let through, but a fifth of the right answers lost.
+    in_scores = scores([0.95] * 80 + [0.6] * 20)
+    out_scores = scores(list(np.linspace(0.55, 0.75, 100)))
+    threshold = choose_threshold(in_scores, np.zeros(100, int), out_scores)
+    check = open_set_check(in_scores, np.zeros(100, int), out_scores, threshold)
+    assert check.in_class_named_right >= 1 - MAX_LOST_SHARE
+    assert 0.2 < check.out_of_class_uncertain < 0.3  # still the photos below every right answer
 
 
 def test_out_of_class_photos_split_in_two_halves_by_content(tmp_path: Path) -> None:
