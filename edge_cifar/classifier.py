@@ -100,6 +100,10 @@ def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return probabilities
 
 
+# Where a meaning came from when the model file itself carries it (ModelMeaning's `*_from`).
+FROM_METADATA = "the model's metadata"
+
+
 @dataclass(frozen=True)
 class ModelMeaning:
     """The labels and input meaning a classifier uses, and where each came from."""
@@ -120,7 +124,7 @@ def _labels(
     if carried is not None:
         if labels_file is not None:
             notes.append(f"--labels {labels_file} ignored: the model carries its own labels")
-        labels, source = carried, "the model's metadata"
+        labels, source = carried, FROM_METADATA
     elif labels_file is not None:
         labels, source = read_labels_file(labels_file), str(labels_file)
     elif beside.is_file():
@@ -149,7 +153,7 @@ class Classifier:
         notes: list[str] = []
         normalization = model.metadata.normalization if model.metadata else None
         if normalization is not None:
-            range_from = "the model's metadata"
+            range_from = FROM_METADATA
             if input_range is not None:
                 notes.append(f"--input-range {input_range} ignored: the model's metadata says")
         elif input_range is not None:
@@ -170,7 +174,7 @@ class Classifier:
         if min_score is not None:
             min_score_from = "--min-score"
         elif threshold is not None:
-            min_score, min_score_from = threshold, "the model's metadata"
+            min_score, min_score_from = threshold, FROM_METADATA
         else:
             min_score, min_score_from = 0.0, "the default (no threshold in the model)"
         self.meaning = ModelMeaning(

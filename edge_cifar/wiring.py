@@ -19,7 +19,7 @@ from edge_cifar.camera import (
     run,
     window_problem,
 )
-from edge_cifar.classifier import UNCERTAIN, Classifier
+from edge_cifar.classifier import FROM_METADATA, UNCERTAIN, Classifier
 from edge_cifar.collect import DEFAULT_BELOW, CollectOptions, CollectSink
 from edge_cifar.interpreter import Model
 from edge_cifar.model_files import model_path
@@ -64,7 +64,7 @@ def model_notes(classifier: Classifier) -> list[str]:
     (the inputs open, a first image classified), not at loading: a bad input stays one line."""
     meaning = classifier.meaning
     notes = [f"note: {note}" for note in meaning.notes]
-    if meaning.min_score > 0 and meaning.min_score_from != "--min-score":
+    if meaning.min_score > 0 and meaning.min_score_from == FROM_METADATA:
         notes.append(
             f"note: a best score below {meaning.min_score:g} is {UNCERTAIN!r} "
             f"({meaning.min_score_from}; --min-score overrides)"

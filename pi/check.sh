@@ -56,19 +56,20 @@ rm -rf "$out" && mkdir -p "$out"
 # frames differed from x86's by 0.6% of their pixel sum, enough to move a frame across `pi`'s
 # uncertain threshold. Decoded from PNG both see the same pixels, so labels must be equal.
 clip=$out/clip.avi
-"$host_venv/bin/python" - samples/cifar_test.avi "$clip" <<'PY'
+frames=60
+"$host_venv/bin/python" - samples/cifar_test.avi "$clip" "$frames" <<'PY'
 import sys
 
 import cv2
 
-source, target = sys.argv[1:]
+source, target, frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
 capture = cv2.VideoCapture(source)
 size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
 writer = cv2.VideoWriter(target, cv2.VideoWriter_fourcc(*"MPNG"), capture.get(cv2.CAP_PROP_FPS), size)
-for _ in range(60):
+for _ in range(frames):
     ok, frame = capture.read()
     if not ok:
-        sys.exit(f"error: {source} has fewer than 60 frames")
+        sys.exit(f"error: {source} has fewer than {frames} frames")
     writer.write(frame)
 writer.release()
 PY
@@ -77,7 +78,7 @@ for model in "${models[@]}"; do
   step "the x86 reference run ($host_venv): $model"
   "$host_venv/bin/edge-cifar" classify samples/images --json --model "$model" \
     >"$out/classify-x86-$model.jsonl"
-  "$host_venv/bin/edge-cifar" camera --device "$clip" --headless --max-frames 60 \
+  "$host_venv/bin/edge-cifar" camera --device "$clip" --headless --max-frames "$frames" \
     --model "$model" >"$out/camera-x86-$model.jsonl" 2>"$out/camera-x86-$model.log"
 done
 
@@ -114,8 +115,8 @@ PY
       "$host_venv/bin/python" pi/compare.py classify "$out/classify-x86-$model.jsonl" \
         "$out/classify-$run-$model.jsonl"
 
-      step "$release, $cpu: edge-cifar camera --device $clip --headless --max-frames 60 --model $model"
-      emulated camera --device "$clip" --headless --max-frames 60 --model "$model" \
+      step "$release, $cpu: edge-cifar camera --device $clip --headless --max-frames $frames --model $model"
+      emulated camera --device "$clip" --headless --max-frames "$frames" --model "$model" \
         >"$out/camera-$run-$model.jsonl" 2>"$out/camera-$run-$model.log"
       cat "$out/camera-$run-$model.log"
       "$host_venv/bin/python" pi/compare.py camera "$out/camera-x86-$model.jsonl" \

@@ -29,13 +29,9 @@ from .support import REPO, SAMPLE_VIDEO, TEST_MODEL, CliResult
 
 @pytest.fixture(scope="session", autouse=True)
 def test_model_by_environment():
-    before = os.environ.get(MODEL_VARIABLE)
-    os.environ[MODEL_VARIABLE] = TEST_MODEL
-    yield
-    if before is None:
-        del os.environ[MODEL_VARIABLE]
-    else:
-        os.environ[MODEL_VARIABLE] = before
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(MODEL_VARIABLE, TEST_MODEL)
+        yield
 
 
 @pytest.fixture(scope="session")
